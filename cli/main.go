@@ -1,0 +1,57 @@
+// Command gsrmt-cli trains, evaluates and inspects Gated-SwinRMT models on
+// libtorch. Run `gsrmt-cli --help` for the commands and
+// `gsrmt-cli COMMAND --help` for each command's flags and examples.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes of CLI.md: 1 for a runtime error, 2 for a usage error.
+const (
+	exitRuntime = 1
+	exitUsage   = 2
+)
+
+// usageError marks errors caused by bad flags or arguments.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+func newApp() *cli.App {
+	app := &cli.App{
+		Name:  "gsrmt-cli",
+		Usage: "train, evaluate and inspect Gated-SwinRMT vision transformers on libtorch",
+		Commands: []*cli.Command{
+			envCommand(),
+		},
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return usageError{err.Error()}
+		},
+		ExitErrHandler: func(c *cli.Context, err error) {},
+	}
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = func(c *cli.Context, err error, isSubcommand bool) error {
+			return usagef("%s: %v (see gsrmt-cli %s --help)", c.Command.Name, err, c.Command.Name)
+		}
+	}
+	return app
+}
+
+func main() {
+	app := newApp()
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "gsrmt-cli:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(exitUsage)
+		}
+		os.Exit(exitRuntime)
+	}
+}

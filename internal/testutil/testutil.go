@@ -1,0 +1,100 @@
+// Package testutil holds helpers shared by gsrmt's tests: locating a Python
+// interpreter with PyTorch for interop tests and the shared real data sets.
+package testutil
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	pythonOnce sync.Once
+	pythonPath string
+	pythonErr  string
+)
+
+// PythonTorch returns a Python interpreter that can import torch (Debian's
+// python3-torch by default; override with GSRMT_PYTHON). When none is found
+// the test is skipped with the reason, except under CI (CI set), where the
+// interop tests are required and the test fails instead.
+func PythonTorch(t testing.TB) string {
+	t.Helper()
+	pythonOnce.Do(func() {
+		candidates := []string{os.Getenv("GSRMT_PYTHON"), "/usr/bin/python3", "python3"}
+		for _, c := range candidates {
+			if c == "" {
+				continue
+			}
+			out, err := exec.Command(c, "-c", "import torch, numpy; print(torch.__version__)").CombinedOutput()
+			if err == nil {
+				pythonPath = c
+				return
+			}
+			pythonErr += c + ": " + strings.TrimSpace(lastLine(string(out))) + "; "
+		}
+	})
+	if pythonPath == "" {
+		msg := "no Python with torch and numpy (install python3-torch, or set GSRMT_PYTHON): " + pythonErr
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return pythonPath
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// RepoRoot returns the repository's root folder (the one holding go.mod).
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate testutil source file")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// SharedCIFAR10 returns ../shared/data/cifar10 next to the repository (the
+// real CIFAR-10 JPEGs), or skips the test with a clear message when absent.
+// GSRMT_CIFAR10_DIR overrides the location.
+func SharedCIFAR10(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("GSRMT_CIFAR10_DIR")
+	if dir == "" {
+		dir = filepath.Join(RepoRoot(t), "..", "shared", "data", "cifar10")
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("real CIFAR-10 images not found at %s (set GSRMT_CIFAR10_DIR): %v", dir, err)
+	}
+	return dir
+}
+
+// FashionMNISTDir returns Debian's dataset-fashion-mnist folder, or skips the
+// test when the package is not installed. GSRMT_FASHION_MNIST_DIR overrides it.
+func FashionMNISTDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("GSRMT_FASHION_MNIST_DIR")
+	if dir == "" {
+		dir = "/usr/share/datasets/fashion-mnist"
+	}
+	if _, err := os.Stat(dir); err != nil {
+		msg := "Fashion-MNIST not found at " + dir + " (apt-get install dataset-fashion-mnist)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return dir
+}

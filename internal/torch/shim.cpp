@@ -1,0 +1,95 @@
+// shim.cpp: small C wrappers over libtorch's C++ API for what gotch lacks:
+// seeding, thread counts, the version, CUDA devices and autocast.
+#include "shim.h"
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <c10/core/DeviceType.h>
+#include <torch/version.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+
+namespace {
+char *error_copy(const std::exception &e) { return strdup(e.what()); }
+}  // namespace
+
+extern "C" {
+
+char *gsrmt_manual_seed(uint64_t seed) {
+  try {
+    at::manual_seed(seed);
+  } catch (const std::exception &e) {
+    return error_copy(e);
+  }
+  return nullptr;
+}
+
+char *gsrmt_set_num_threads(int n) {
+  try {
+    at::set_num_threads(n);
+  } catch (const std::exception &e) {
+    return error_copy(e);
+  }
+  return nullptr;
+}
+
+char *gsrmt_set_num_interop_threads(int n) {
+  try {
+    at::set_num_interop_threads(n);
+  } catch (const std::exception &e) {
+    return error_copy(e);
+  }
+  return nullptr;
+}
+
+int gsrmt_get_num_threads(void) { return at::get_num_threads(); }
+
+int gsrmt_get_num_interop_threads(void) { return at::get_num_interop_threads(); }
+
+const char *gsrmt_torch_version(void) { return TORCH_VERSION; }
+
+int gsrmt_cuda_device_count(void) {
+  try {
+    return static_cast<int>(at::getNumGPUs());
+  } catch (const std::exception &) {
+    return 0;
+  }
+}
+
+int gsrmt_cuda_is_available(void) { return at::hasCUDA() && gsrmt_cuda_device_count() > 0; }
+
+// autocast's API moved to per-device-type functions in libtorch 2.4.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define GSRMT_AUTOCAST_PER_DEVICE 1
+#endif
+
+char *gsrmt_autocast_set(int enabled, int dtype) {
+  try {
+    auto st = static_cast<at::ScalarType>(dtype);
+#ifdef GSRMT_AUTOCAST_PER_DEVICE
+    at::autocast::set_autocast_dtype(at::kCUDA, st);
+    at::autocast::set_autocast_enabled(at::kCUDA, enabled != 0);
+#else
+    at::autocast::set_autocast_gpu_dtype(st);
+    at::autocast::set_enabled(enabled != 0);
+#endif
+  } catch (const std::exception &e) {
+    return error_copy(e);
+  }
+  return nullptr;
+}
+
+int gsrmt_autocast_enabled(void) {
+#ifdef GSRMT_AUTOCAST_PER_DEVICE
+  return at::autocast::is_autocast_enabled(at::kCUDA);
+#else
+  return at::autocast::is_enabled();
+#endif
+}
+
+void gsrmt_autocast_clear_cache(void) { at::autocast::clear_cache(); }
+
+}  // extern "C"

@@ -1,0 +1,30 @@
+// C interface of shim.cpp: libtorch functions that gotch's Go API lacks.
+#ifndef GSRMT_TORCH_SHIM_H
+#define GSRMT_TORCH_SHIM_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Each function returns NULL on success or a malloc'd error message the
+// caller frees.
+char *gsrmt_manual_seed(uint64_t seed);
+char *gsrmt_set_num_threads(int n);
+char *gsrmt_set_num_interop_threads(int n);
+int gsrmt_get_num_threads(void);
+int gsrmt_get_num_interop_threads(void);
+const char *gsrmt_torch_version(void);
+int gsrmt_cuda_device_count(void);
+int gsrmt_cuda_is_available(void);
+// Autocast on CUDA: enabled flag and the lower-precision dtype (5 float16, 15 bfloat16).
+char *gsrmt_autocast_set(int enabled, int dtype);
+int gsrmt_autocast_enabled(void);
+void gsrmt_autocast_clear_cache(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,158 @@
+// Package torch exposes the parts of libtorch that gotch's Go API lacks:
+// the global seed, intra- and inter-op thread counts, the libtorch version,
+// CUDA devices and CUDA autocast, plus the build facts that
+// setup-libtorch.sh recorded when it prepared gotch.
+//
+// libtorch keeps grad mode, autocast state and gotch's last error per OS
+// thread: call the autocast functions from the goroutine that runs the model,
+// with runtime.LockOSThread in effect.
+package torch
+
+// #include <stdlib.h>
+// #include "shim.h"
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	lib "github.com/sugarme/gotch/libtch"
+)
+
+// This constant lives in zz_cgo_flags.go, which ./setup-libtorch.sh writes
+// with the include and link flags of the libtorch it chose. If the build
+// stops here, run ./setup-libtorch.sh in the repository root.
+const _ = preparedBySetupLibtorch
+
+// cerr turns a malloc'd error message from shim.cpp into a Go error.
+func cerr(msg *C.char) error {
+	if msg == nil {
+		return nil
+	}
+	defer C.free(unsafe.Pointer(msg))
+	return errors.New(C.GoString(msg))
+}
+
+// ManualSeed seeds libtorch's default generators (CPU and every CUDA device),
+// as torch.manual_seed does.
+func ManualSeed(seed uint64) error {
+	if err := cerr(C.gsrmt_manual_seed(C.uint64_t(seed))); err != nil {
+		return fmt.Errorf("torch: manual seed %d: %w", seed, err)
+	}
+	return nil
+}
+
+// SetNumThreads sets the number of threads libtorch uses inside one op.
+func SetNumThreads(n int) error {
+	if n < 1 {
+		return fmt.Errorf("torch: set threads to %d: want a positive count", n)
+	}
+	if err := cerr(C.gsrmt_set_num_threads(C.int(n))); err != nil {
+		return fmt.Errorf("torch: set threads to %d: %w", n, err)
+	}
+	return nil
+}
+
+// NumThreads reports the number of threads libtorch uses inside one op.
+func NumThreads() int { return int(C.gsrmt_get_num_threads()) }
+
+// SetNumInteropThreads sets the size of libtorch's inter-op thread pool. It
+// can be set once, before any parallel work starts; later calls fail.
+func SetNumInteropThreads(n int) error {
+	if n < 1 {
+		return fmt.Errorf("torch: set inter-op threads to %d: want a positive count", n)
+	}
+	if err := cerr(C.gsrmt_set_num_interop_threads(C.int(n))); err != nil {
+		return fmt.Errorf("torch: set inter-op threads to %d: %w", n, err)
+	}
+	return nil
+}
+
+// NumInteropThreads reports the size of libtorch's inter-op thread pool.
+func NumInteropThreads() int { return int(C.gsrmt_get_num_interop_threads()) }
+
+// Version is the version of the libtorch headers gsrmt was compiled against,
+// for example "1.13.0".
+func Version() string { return C.GoString(C.gsrmt_torch_version()) }
+
+// CUDADeviceCount is the number of CUDA devices libtorch can use (0 on a CPU
+// build of libtorch or a machine without a GPU).
+func CUDADeviceCount() int { return int(C.gsrmt_cuda_device_count()) }
+
+// CUDAAvailable reports whether libtorch was built with CUDA and sees a device.
+func CUDAAvailable() bool { return C.gsrmt_cuda_is_available() != 0 }
+
+// AutocastDType is the lower precision that CUDA autocast computes in.
+type AutocastDType int
+
+// Autocast precisions, with libtorch's ScalarType codes.
+const (
+	Float16  AutocastDType = 5
+	BFloat16 AutocastDType = 15
+)
+
+func (d AutocastDType) String() string {
+	switch d {
+	case Float16:
+		return "float16"
+	case BFloat16:
+		return "bfloat16"
+	}
+	return fmt.Sprintf("AutocastDType(%d)", int(d))
+}
+
+// SetAutocast turns CUDA autocast on or off for the calling OS thread and
+// sets its precision, as torch.autocast("cuda", dtype) does. It returns the
+// previous on/off state. Turning it on needs a CUDA build of libtorch with a
+// device; on a CPU-only libtorch it returns an error that says so.
+func SetAutocast(enabled bool, dtype AutocastDType) (previous bool, err error) {
+	if dtype != Float16 && dtype != BFloat16 {
+		return false, fmt.Errorf("torch: autocast dtype %v: want float16 or bfloat16", dtype)
+	}
+	if enabled && !CUDAAvailable() {
+		return false, fmt.Errorf("torch: CUDA autocast asked for, but libtorch %s sees no CUDA device (CPU build or no GPU)", Version())
+	}
+	previous = AutocastEnabled()
+	e := C.int(0)
+	if enabled {
+		e = 1
+	}
+	if err := cerr(C.gsrmt_autocast_set(e, C.int(dtype))); err != nil {
+		return previous, fmt.Errorf("torch: set autocast %v (%v): %w", enabled, dtype, err)
+	}
+	if !enabled {
+		C.gsrmt_autocast_clear_cache()
+	}
+	return previous, nil
+}
+
+// AutocastEnabled reports whether CUDA autocast is on for the calling OS thread.
+func AutocastEnabled() bool { return C.gsrmt_autocast_enabled() != 0 }
+
+// BuildInfo describes the libtorch and the gotch copy this binary was built
+// with, as setup-libtorch.sh prepared them.
+type BuildInfo struct {
+	GotchVersion    string   // gotch module version, e.g. "v0.9.1"
+	LibtorchVersion string   // version read from the libtorch headers
+	LibtorchRoot    string   // libtorch folder (Debian: /usr)
+	LibtorchLib     string   // folder holding libtorch.so
+	LibtorchSource  string   // how setup-libtorch.sh found it
+	CUDA            bool     // whether the CUDA libraries are linked
+	CXX11ABI        int      // _GLIBCXX_USE_CXX11_ABI used to compile gotch
+	StubbedOps      []string // gotch wrappers compiled as stubs (ops this libtorch lacks)
+}
+
+// Build returns the facts recorded by setup-libtorch.sh.
+func Build() BuildInfo {
+	return BuildInfo{
+		GotchVersion:    lib.GsrmtGotchVersion,
+		LibtorchVersion: lib.GsrmtLibtorchVersion,
+		LibtorchRoot:    lib.GsrmtLibtorchRoot,
+		LibtorchLib:     lib.GsrmtLibtorchLib,
+		LibtorchSource:  lib.GsrmtLibtorchSource,
+		CUDA:            lib.GsrmtCUDA,
+		CXX11ABI:        lib.GsrmtCXX11ABI,
+		StubbedOps:      append([]string(nil), lib.GsrmtStubbedOps...),
+	}
+}

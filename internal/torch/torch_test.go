@@ -1,0 +1,127 @@
+package torch
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+func randnValues(t *testing.T) []float32 {
+	t.Helper()
+	x, err := ts.Randn([]int64{16}, gotch.Float, gotch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.MustDrop()
+	return x.Vals().([]float32)
+}
+
+func TestManualSeedMakesRandnReproducible(t *testing.T) {
+	if err := ManualSeed(1234); err != nil {
+		t.Fatal(err)
+	}
+	a := randnValues(t)
+	if err := ManualSeed(1234); err != nil {
+		t.Fatal(err)
+	}
+	b := randnValues(t)
+	c := randnValues(t)
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("after the same seed, randn differs at %d: %v vs %v", i, a[i], b[i])
+		}
+	}
+	same := true
+	for i := range b {
+		same = same && b[i] == c[i]
+	}
+	if same {
+		t.Fatal("two draws without reseeding gave identical values")
+	}
+	if err := ManualSeed(4321); err != nil {
+		t.Fatal(err)
+	}
+	d := randnValues(t)
+	if d[0] == a[0] && d[1] == a[1] {
+		t.Fatal("a different seed gave the same values")
+	}
+}
+
+func TestSetNumThreadsTakesEffect(t *testing.T) {
+	old := NumThreads()
+	defer SetNumThreads(old)
+	for _, n := range []int{1, 2, 3} {
+		if err := SetNumThreads(n); err != nil {
+			t.Fatal(err)
+		}
+		if got := NumThreads(); got != n {
+			t.Fatalf("SetNumThreads(%d): NumThreads() = %d", n, got)
+		}
+	}
+	if err := SetNumThreads(0); err == nil {
+		t.Fatal("SetNumThreads(0) should fail")
+	}
+}
+
+func TestVersionMatchesBuild(t *testing.T) {
+	v := Version()
+	if !strings.HasPrefix(v, "1.") && !strings.HasPrefix(v, "2.") {
+		t.Fatalf("Version() = %q, want 1.x or 2.x", v)
+	}
+	b := Build()
+	if b.LibtorchVersion != v {
+		t.Fatalf("setup-libtorch.sh recorded libtorch %q, headers say %q", b.LibtorchVersion, v)
+	}
+	if b.GotchVersion != "v0.9.1" {
+		t.Fatalf("gotch version %q", b.GotchVersion)
+	}
+}
+
+func TestCUDAAndAutocast(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	n := CUDADeviceCount()
+	if n < 0 {
+		t.Fatalf("CUDADeviceCount() = %d", n)
+	}
+	if CUDAAvailable() != (n > 0) {
+		t.Fatalf("CUDAAvailable() = %v with %d devices", CUDAAvailable(), n)
+	}
+	if _, err := SetAutocast(true, AutocastDType(7)); err == nil {
+		t.Fatal("autocast with float64 should be refused")
+	}
+	if !CUDAAvailable() {
+		if _, err := SetAutocast(true, BFloat16); err == nil || !strings.Contains(err.Error(), "no CUDA device") {
+			t.Fatalf("autocast without CUDA: got %v, want an error that says there is no CUDA device", err)
+		}
+		if AutocastEnabled() {
+			t.Fatal("autocast reported on after a refused request")
+		}
+		return
+	}
+	prev, err := SetAutocast(true, BFloat16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prev || !AutocastEnabled() {
+		t.Fatalf("autocast on: previous %v, enabled %v", prev, AutocastEnabled())
+	}
+	a := ts.MustOnes([]int64{4, 4}, gotch.Float, gotch.CudaIfAvailable())
+	defer a.MustDrop()
+	p := a.MustMm(a, false)
+	defer p.MustDrop()
+	if p.DType() != gotch.BFloat16 {
+		t.Fatalf("matmul under bf16 autocast gave %v", p.DType())
+	}
+	if _, err := SetAutocast(false, BFloat16); err != nil {
+		t.Fatal(err)
+	}
+	q := a.MustMm(a, false)
+	defer q.MustDrop()
+	if q.DType() != gotch.Float {
+		t.Fatalf("matmul after autocast off gave %v", q.DType())
+	}
+}

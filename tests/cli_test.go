@@ -1,0 +1,94 @@
+package tests
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gsrmt/gsrmt/internal/testutil"
+	"github.com/gsrmt/gsrmt/internal/torch"
+)
+
+var (
+	cliOnce sync.Once
+	cliPath string
+	cliErr  error
+)
+
+// gsrmtCLI builds bin/gsrmt-cli once per test run into a temporary folder.
+func gsrmtCLI(t *testing.T) string {
+	t.Helper()
+	cliOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gsrmt-cli-test")
+		if err != nil {
+			cliErr = err
+			return
+		}
+		cliPath = filepath.Join(dir, "gsrmt-cli")
+		cmd := exec.Command("go", "build", "-o", cliPath, "./cli/...")
+		cmd.Dir = testutil.RepoRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			cliErr = errors.New("go build ./cli/...: " + err.Error() + "\n" + string(out))
+		}
+	})
+	if cliErr != nil {
+		t.Fatal(cliErr)
+	}
+	return cliPath
+}
+
+// runCLI runs the binary and returns stdout, stderr and the exit code.
+func runCLI(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(gsrmtCLI(t), args...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run gsrmt-cli %v: %v", args, err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func TestCLIEnv(t *testing.T) {
+	out, errOut, code := runCLI(t, "env", "--json")
+	if code != 0 {
+		t.Fatalf("env --json exited %d: %s", code, errOut)
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("env --json printed invalid JSON: %v\n%s", err, out)
+	}
+	b := torch.Build()
+	if r["libtorch_version"] != torch.Version() || r["gotch_version"] != "v0.9.1" || r["libtorch_root"] != b.LibtorchRoot {
+		t.Errorf("env --json: %v", r)
+	}
+	if n, _ := r["stubbed_ops"].(float64); int(n) != len(b.StubbedOps) {
+		t.Errorf("stubbed_ops %v, build has %d", r["stubbed_ops"], len(b.StubbedOps))
+	}
+	if s, _ := r["tensor_check"].(string); !strings.HasPrefix(s, "ok") {
+		t.Errorf("tensor check: %q", s)
+	}
+
+	text, _, code := runCLI(t, "env")
+	if code != 0 || !strings.Contains(text, "libtorch:") || !strings.Contains(text, "stubbed ops:") {
+		t.Errorf("env exited %d and printed:\n%s", code, text)
+	}
+	help, _, code := runCLI(t, "--help")
+	if code != 0 || !strings.Contains(help, "env ") {
+		t.Errorf("--help exited %d, lists no env command:\n%s", code, help)
+	}
+	_, errOut, code = runCLI(t, "env", "--no-such-flag")
+	if code != 2 || !strings.Contains(errOut, "no-such-flag") {
+		t.Errorf("a bad flag exited %d (want 2) with %q", code, errOut)
+	}
+}
