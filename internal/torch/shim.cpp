@@ -5,10 +5,12 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <ATen/core/grad_mode.h>
 #include <c10/core/DeviceType.h>
 #include <torch/version.h>
 
 #include <cstdlib>
+#include <malloc.h>
 #include <cstring>
 #include <exception>
 
@@ -91,5 +93,15 @@ int gsrmt_autocast_enabled(void) {
 }
 
 void gsrmt_autocast_clear_cache(void) { at::autocast::clear_cache(); }
+
+int gsrmt_grad_set_enabled(int enabled) {
+  bool prev = at::GradMode::is_enabled();
+  at::GradMode::set_enabled(enabled != 0);
+  return prev ? 1 : 0;
+}
+
+int gsrmt_grad_is_enabled(void) { return at::GradMode::is_enabled() ? 1 : 0; }
+
+void gsrmt_trim_heap(void) { malloc_trim(0); }
 
 }  // extern "C"

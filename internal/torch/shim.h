@@ -22,6 +22,11 @@ int gsrmt_cuda_is_available(void);
 char *gsrmt_autocast_set(int enabled, int dtype);
 int gsrmt_autocast_enabled(void);
 void gsrmt_autocast_clear_cache(void);
+// Autograd's grad mode on the calling thread; set returns the previous mode.
+int gsrmt_grad_set_enabled(int enabled);
+int gsrmt_grad_is_enabled(void);
+// Returns freed heap memory to the system (glibc malloc_trim), for memory measurements.
+void gsrmt_trim_heap(void);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	lib "github.com/sugarme/gotch/libtch"
@@ -156,3 +157,31 @@ func Build() BuildInfo {
 		StubbedOps:      append([]string(nil), lib.GsrmtStubbedOps...),
 	}
 }
+
+// SetGradEnabled turns autograd's grad mode on or off for the calling OS
+// thread and returns the previous mode. (gotch's GradSetEnabled reads its
+// C int result as a Go int and so reports the previous mode unreliably.)
+func SetGradEnabled(enabled bool) (previous bool) {
+	e := C.int(0)
+	if enabled {
+		e = 1
+	}
+	return C.gsrmt_grad_set_enabled(e) != 0
+}
+
+// GradEnabled reports autograd's grad mode on the calling OS thread.
+func GradEnabled() bool { return C.gsrmt_grad_is_enabled() != 0 }
+
+// NoGrad runs fn with grad mode off, on one OS thread, and restores the
+// previous mode afterwards, also when fn panics.
+func NoGrad(fn func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	prev := SetGradEnabled(false)
+	defer SetGradEnabled(prev)
+	fn()
+}
+
+// TrimHeap returns memory that C code (libtorch) has freed to the operating
+// system, so that resident-memory measurements count live memory only.
+func TrimHeap() { C.gsrmt_trim_heap() }

@@ -125,3 +125,44 @@ func TestCUDAAndAutocast(t *testing.T) {
 		t.Fatalf("matmul after autocast off gave %v", q.DType())
 	}
 }
+
+func TestGradMode(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if !GradEnabled() {
+		t.Fatal("grad mode is off on a fresh thread")
+	}
+	if prev := SetGradEnabled(true); !prev {
+		t.Fatal("SetGradEnabled(true) reported grad mode off before")
+	}
+	if prev := SetGradEnabled(false); !prev || GradEnabled() {
+		t.Fatalf("SetGradEnabled(false): previous %v, now %v", prev, GradEnabled())
+	}
+	if prev := SetGradEnabled(true); prev || !GradEnabled() {
+		t.Fatalf("SetGradEnabled(true): previous %v, now %v", prev, GradEnabled())
+	}
+	var inside bool
+	NoGrad(func() {
+		inside = GradEnabled()
+		NoGrad(func() {}) // nested: restores "off", not "on"
+		inside = inside || GradEnabled()
+	})
+	if inside || !GradEnabled() {
+		t.Fatalf("NoGrad: enabled inside %v, after %v", inside, GradEnabled())
+	}
+	func() {
+		defer func() { recover() }()
+		NoGrad(func() { panic("boom") })
+	}()
+	if !GradEnabled() {
+		t.Fatal("grad mode not restored after a panic inside NoGrad")
+	}
+	x := ts.MustOnes([]int64{2}, gotch.Float, gotch.CPU).MustSetRequiresGrad(true, true)
+	defer x.MustDrop()
+	var y *ts.Tensor
+	NoGrad(func() { y = x.MustMul(x, false) })
+	defer y.MustDrop()
+	if y.MustRequiresGrad() {
+		t.Fatal("a result computed under NoGrad requires grad")
+	}
+}

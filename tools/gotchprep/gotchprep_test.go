@@ -23,16 +23,19 @@ func(ts *Tensor) MaxDim(dim int64)(retVal0 *Tensor, retVal1 *Tensor, err error) 
 		lib.AtiToTuple(cval.civalue, ptr1, int(len))
 		outputPtr := (*lib.Ctensor)(unsafe.Pointer(C.malloc(0)))
 		defer C.free(unsafe.Pointer(outputPtr))
+    lib.Atg__And_(ptr, ts.ctensor, other.cscalar)
+  ts.ctensor = *ptr
 `
 	out, n := fixMallocSource(src)
-	if n != 5 {
-		t.Fatalf("fixed %d places, want 5 (ptr, ctensorPtr0, ctensorsPtr, ptr1, outputPtr)\n%s", n, out)
+	if n != 6 {
+		t.Fatalf("fixed %d places, want 6 (ptr, ctensorPtr0, ctensorsPtr, ptr1, outputPtr, in-place swap)\n%s", n, out)
 	}
 	for _, want := range []string{
 		"  ptr := (*lib.Ctensor)(unsafe.Pointer(C.malloc(C.size_t(16)*C.size_t(unsafe.Sizeof(uintptr(0))))))\n  defer C.free(unsafe.Pointer(ptr))\n  lib.AtgAbs",
 		"  ctensorPtr0 := (*lib.Ctensor)(unsafe.Pointer(C.malloc(C.size_t(16)*C.size_t(unsafe.Sizeof(uintptr(0))))))\n  defer C.free(unsafe.Pointer(ctensorPtr0))\n  ctensorPtr1 :=",
 		"\tctensorsPtr := lib.AtgSplit(ts.ctensor, splitSize, dim)\n\tdefer C.free(unsafe.Pointer(ctensorsPtr))\n",
 		"C.malloc(C.size_t(2*int(len)+1)*C.size_t(unsafe.Sizeof(uintptr(0))))))\n\t\tdefer C.free(unsafe.Pointer(ptr1))\n\t\tlib.AtiToTuple",
+		"  lib.AtFree(ts.ctensor) // the wrapper returned a new handle to the same tensor\n  ts.ctensor = *ptr\n",
 		// a comment is left alone
 		" *   ptr := (*lib.Ctensor)(unsafe.Pointer(C.malloc(0)))\n",
 	} {

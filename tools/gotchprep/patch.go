@@ -27,6 +27,8 @@ var (
 	jitCountCall = regexp.MustCompile(`lib\.Ati\w+\([^,]+, \w+, (int\(\w+\))\)`)
 	// ctensorsPtr := lib.AtgSplit(ts.ctensor, splitSize, dim)
 	listDecl = regexp.MustCompile(`^(\s*)(ctensorsPtr) := lib\.Atg\w+\(.*\)\s*$`)
+	// ts.ctensor = *ptr   (the end of an in-place op)
+	inplaceSwap = regexp.MustCompile(`^(\s*)ts\.ctensor = \*ptr\s*$`)
 )
 
 func fixMallocLeaks(tsDir string) (int, error) {
@@ -81,6 +83,11 @@ func fixMallocSource(src string) (string, int) {
 			if !strings.Contains(next, "C.free(unsafe.Pointer("+name+"))") {
 				out = append(out, indent+"defer C.free(unsafe.Pointer("+name+"))")
 			}
+			fixed++
+			continue
+		}
+		if m := inplaceSwap.FindStringSubmatch(line); m != nil {
+			out = append(out, m[1]+"lib.AtFree(ts.ctensor) // the wrapper returned a new handle to the same tensor", line)
 			fixed++
 			continue
 		}
