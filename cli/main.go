@@ -30,6 +30,7 @@ func newApp() *cli.App {
 		Usage: "train, evaluate and inspect Gated-SwinRMT vision transformers on libtorch",
 		Commands: []*cli.Command{
 			envCommand(),
+			infoCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err.Error()}

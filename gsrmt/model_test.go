@@ -54,6 +54,9 @@ func TestParamCountsOfSpecTable(t *testing.T) {
 				if got := m.NumParams(); got != want {
 					t.Errorf("%s %s, %d classes: %d parameters, want %d", v, p, classes, got, want)
 				}
+				if got := Describe(preset(t, v, p, classes), 224).Params; got != want {
+					t.Errorf("%s %s, %d classes: Describe counts %d parameters, want %d", v, p, classes, got, want)
+				}
 				m.Close()
 			}
 		}
@@ -407,5 +410,49 @@ func TestForwardAnySideAndBatchOne(t *testing.T) {
 			t.Errorf("one-channel input: %v", err)
 		}
 		bad.MustDrop()
+	}
+}
+
+func TestDescribePlan(t *testing.T) {
+	// 224 px: maps 56, 28, 14, 7; stages 0-2 windowed (M = 7), stage 3 global.
+	in := Describe(preset(t, "swat", "tiny", 100), 224)
+	wantMaps := [][2]int{{56, 56}, {28, 28}, {14, 14}, {7, 7}}
+	wantGlobal := []bool{false, false, false, true}
+	wantWindows := []int{64, 16, 4, 1}
+	for s, st := range in.Stages {
+		if st.Map != wantMaps[s] || st.Global != wantGlobal[s] || st.Windows != wantWindows[s] {
+			t.Errorf("stage %d: map %v global %v windows %d", s, st.Map, st.Global, st.Windows)
+		}
+	}
+	if in.Stages[2].ShiftedBlocks != 4 || in.Stages[2].Shift != 3 {
+		t.Errorf("stage 2 of tiny: %d shifted blocks, shift %d; want 4 and 3", in.Stages[2].ShiftedBlocks, in.Stages[2].Shift)
+	}
+	// 32 px (CIFAR-10): maps 8, 4, 2, 1, all global.
+	for s, st := range Describe(preset(t, "retention", "nano", 10), 32).Stages {
+		if !st.Global || st.Map[0] != 8>>s {
+			t.Errorf("32 px stage %d: map %v global %v", s, st.Map, st.Global)
+		}
+	}
+	// 100 px: maps 25, 13, 7, 4; stage 0 padded to 28.
+	st := Describe(preset(t, "swat", "nano", 10), 100).Stages[0]
+	if st.Map != [2]int{25, 25} || st.Padded != [2]int{28, 28} || st.Windows != 16 {
+		t.Errorf("100 px stage 0: %+v", st)
+	}
+	// The rmt baseline attends globally everywhere, with a full 2-D pass in stage 3.
+	rmt := Describe(preset(t, "rmt", "tiny", 100), 224)
+	if !rmt.Stages[0].Global || !rmt.Stages[3].Full2D || rmt.Stages[2].Full2D {
+		t.Errorf("rmt plan: %+v", rmt.Stages)
+	}
+	// Hand count for nano's stem at 32 px: conv1 16x16x16x3x9 + conv2 16x16x16x16x9
+	// + conv3 8x8x32x16x9 + conv4 8x8x32x32x9 multiply-accumulates.
+	nano := Describe(preset(t, "swat", "nano", 10), 32)
+	stem := int64(16*16*16*3*9 + 16*16*16*16*9 + 8*8*32*16*9 + 8*8*32*32*9)
+	var stages int64
+	for _, s := range nano.Stages {
+		stages += s.MACs
+	}
+	head := int64(1*256*1024 + 1024*10)
+	if nano.MACs != stem+stages+head {
+		t.Errorf("MACs %d, want stem %d + stages %d + head %d", nano.MACs, stem, stages, head)
 	}
 }

@@ -92,3 +92,42 @@ func TestCLIEnv(t *testing.T) {
 		t.Errorf("a bad flag exited %d (want 2) with %q", code, errOut)
 	}
 }
+
+func TestCLIInfo(t *testing.T) {
+	out, errOut, code := runCLI(t, "info", "--variant", "swat", "--preset", "nano", "--classes", "10", "--img-size", "224", "--json")
+	if code != 0 {
+		t.Fatalf("info exited %d: %s", code, errOut)
+	}
+	var in struct {
+		Params int64 `json:"params"`
+		FLOPs  int64 `json:"flops"`
+		Stages []struct {
+			Map    [2]int `json:"map"`
+			Window int    `json:"window"`
+			Global bool   `json:"global"`
+		} `json:"stages"`
+	}
+	if err := json.Unmarshal([]byte(out), &in); err != nil {
+		t.Fatalf("info --json: %v\n%s", err, out)
+	}
+	// MODEL.md section 3: nano swat, 100 classes 1,588,980, minus 92,250 for 10.
+	if in.Params != 1588980-92250 || len(in.Stages) != 4 || in.FLOPs <= 0 {
+		t.Fatalf("info: %+v", in)
+	}
+	if in.Stages[0].Map != [2]int{56, 56} || in.Stages[0].Global || in.Stages[0].Window != 7 || !in.Stages[3].Global {
+		t.Errorf("224 px plan: %+v", in.Stages)
+	}
+	text, _, code := runCLI(t, "info", "--variant", "rmt", "--preset", "tiny", "--img-size", "64")
+	if code != 0 || !strings.Contains(text, "parameters:  13411716") || !strings.Contains(text, "full 2-D") {
+		t.Errorf("info text (exit %d):\n%s", code, text)
+	}
+	for _, bad := range [][]string{
+		{"--variant", "vit"}, {"--preset", "huge"}, {"--gate", "x"}, {"--swat-norm", "col"},
+		{"--img-size", "0"}, {"--classes", "0"}, {"--window", "0"},
+	} {
+		_, errOut, code := runCLI(t, append([]string{"info"}, bad...)...)
+		if code != 2 || !strings.Contains(errOut, bad[0]) {
+			t.Errorf("info %v: exit %d, stderr %q; want 2 and a message naming %s", bad, code, errOut, bad[0])
+		}
+	}
+}
