@@ -6,6 +6,9 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Functions.h>
+#include <mutex>
 #include <c10/core/DeviceType.h>
 #include <torch/version.h>
 
@@ -103,5 +106,37 @@ int gsrmt_grad_set_enabled(int enabled) {
 int gsrmt_grad_is_enabled(void) { return at::GradMode::is_enabled() ? 1 : 0; }
 
 void gsrmt_trim_heap(void) { malloc_trim(0); }
+
+int64_t gsrmt_cpu_rng_state(uint8_t *buf, int64_t cap, char **err) {
+  try {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    at::Tensor state;
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      state = gen.get_state();
+    }
+    int64_t n = state.numel();
+    if (n <= cap) {
+      std::memcpy(buf, state.data_ptr<uint8_t>(), n);
+    }
+    return n;
+  } catch (const std::exception &e) {
+    *err = error_copy(e);
+    return -1;
+  }
+}
+
+char *gsrmt_set_cpu_rng_state(const uint8_t *buf, int64_t len) {
+  try {
+    auto state = at::empty({len}, at::kByte);
+    std::memcpy(state.data_ptr<uint8_t>(), buf, len);
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(state);
+  } catch (const std::exception &e) {
+    return error_copy(e);
+  }
+  return nullptr;
+}
 
 }  // extern "C"

@@ -27,6 +27,11 @@ int gsrmt_grad_set_enabled(int enabled);
 int gsrmt_grad_is_enabled(void);
 // Returns freed heap memory to the system (glibc malloc_trim), for memory measurements.
 void gsrmt_trim_heap(void);
+// The default CPU generator's state (what torch.get_rng_state returns):
+// get writes up to cap bytes into buf and returns the state's length (or -1
+// on error, with *err set); set restores it.
+int64_t gsrmt_cpu_rng_state(uint8_t *buf, int64_t cap, char **err);
+char *gsrmt_set_cpu_rng_state(const uint8_t *buf, int64_t len);
 
 #ifdef __cplusplus
 }

@@ -185,3 +185,31 @@ func NoGrad(fn func()) {
 // TrimHeap returns memory that C code (libtorch) has freed to the operating
 // system, so that resident-memory measurements count live memory only.
 func TrimHeap() { C.gsrmt_trim_heap() }
+
+// CPURNGState returns the state of libtorch's default CPU generator (the
+// bytes of torch.get_rng_state()), for an exact resume.
+func CPURNGState() ([]byte, error) {
+	buf := make([]byte, 8192)
+	for {
+		var msg *C.char
+		n := int64(C.gsrmt_cpu_rng_state((*C.uint8_t)(unsafe.Pointer(&buf[0])), C.int64_t(len(buf)), &msg))
+		if n < 0 {
+			return nil, fmt.Errorf("torch: read the CPU generator state: %w", cerr(msg))
+		}
+		if n <= int64(len(buf)) {
+			return buf[:n], nil
+		}
+		buf = make([]byte, n)
+	}
+}
+
+// SetCPURNGState restores a state returned by CPURNGState.
+func SetCPURNGState(state []byte) error {
+	if len(state) == 0 {
+		return fmt.Errorf("torch: restore the CPU generator: empty state")
+	}
+	if err := cerr(C.gsrmt_set_cpu_rng_state((*C.uint8_t)(unsafe.Pointer(&state[0])), C.int64_t(len(state)))); err != nil {
+		return fmt.Errorf("torch: restore the CPU generator (%d bytes): %w", len(state), err)
+	}
+	return nil
+}

@@ -166,3 +166,30 @@ func TestGradMode(t *testing.T) {
 		t.Fatal("a result computed under NoGrad requires grad")
 	}
 }
+
+func TestCPURNGStateRoundTrip(t *testing.T) {
+	if err := ManualSeed(99); err != nil {
+		t.Fatal(err)
+	}
+	randnValues(t)
+	state, err := CPURNGState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := randnValues(t)
+	if err := ManualSeed(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetCPURNGState(state); err != nil {
+		t.Fatal(err)
+	}
+	b := randnValues(t)
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("after restoring the generator, draw %d is %v, was %v", i, b[i], a[i])
+		}
+	}
+	if err := SetCPURNGState([]byte{1, 2, 3}); err == nil {
+		t.Fatal("a 3-byte state was accepted")
+	}
+}

@@ -1,0 +1,85 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/gsrmt/gsrmt/gsrmt"
+	"github.com/gsrmt/gsrmt/internal/torch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// EMA keeps an exponential moving average of a model's state in a second
+// model (timm's ModelEmaV2): after every update, each float entry
+// (parameters and BatchNorm statistics) becomes
+// decay*ema + (1-decay)*model; BatchNorm counters are copied.
+type EMA struct {
+	Decay float64
+	Model *gsrmt.Model
+}
+
+// NewEMA builds the average model as a copy of m.
+func NewEMA(m *gsrmt.Model, decay float64) (*EMA, error) {
+	if decay <= 0 || decay >= 1 {
+		return nil, fmt.Errorf("ema decay %v: want a value in (0, 1), e.g. 0.9998", decay)
+	}
+	avg, err := gsrmt.New(m.Config, m.Device)
+	if err != nil {
+		return nil, fmt.Errorf("ema: %w", err)
+	}
+	if err := CopyState(avg, m); err != nil {
+		avg.Close()
+		return nil, fmt.Errorf("ema: %w", err)
+	}
+	return &EMA{Decay: decay, Model: avg}, nil
+}
+
+// CopyState copies every state entry of src into dst (same config).
+func CopyState(dst, src *gsrmt.Model) error {
+	for _, p := range src.Params() {
+		err := dst.SetTensor(p.Name, p.Tensor)
+		if p.Tensor != nil && !p.Trainable && isCounter(p) {
+			p.Tensor.MustDrop()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isCounter(p *gsrmt.Param) bool {
+	n := p.Name
+	return len(n) > 20 && n[len(n)-20:] == ".num_batches_tracked"
+}
+
+// Update moves the average towards m.
+func (e *EMA) Update(m *gsrmt.Model) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("ema update: %v", r)
+		}
+	}()
+	src := m.Params()
+	dst := e.Model.Params()
+	weight := ts.FloatScalar(1 - e.Decay)
+	defer weight.MustDrop()
+	torch.NoGrad(func() {
+		for i, p := range src {
+			q := dst[i]
+			if isCounter(p) {
+				if err = e.Model.SetTensor(p.Name, p.Tensor); err != nil {
+					return
+				}
+				p.Tensor.MustDrop()
+				q.Tensor.MustDrop()
+				continue
+			}
+			// ema = ema + (1 - decay) * (model - ema), as torch's lerp_.
+			q.Tensor.MustLerp_(p.Tensor, weight)
+		}
+	})
+	return err
+}
+
+// Close frees the average model.
+func (e *EMA) Close() { e.Model.Close() }
