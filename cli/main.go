@@ -31,6 +31,11 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			envCommand(),
 			infoCommand(),
+			trainCommand(),
+			evalCommand(),
+			predictCommand(),
+			benchCommand(),
+			convertCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err.Error()}

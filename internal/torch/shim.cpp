@@ -10,6 +10,7 @@
 #include <ATen/Functions.h>
 #include <mutex>
 #include <c10/core/DeviceType.h>
+#include <torch/cuda.h>
 #include <torch/version.h>
 
 #include <cstdlib>
@@ -133,6 +134,15 @@ char *gsrmt_set_cpu_rng_state(const uint8_t *buf, int64_t len) {
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(state);
+  } catch (const std::exception &e) {
+    return error_copy(e);
+  }
+  return nullptr;
+}
+
+char *gsrmt_cuda_synchronize(int64_t device) {
+  try {
+    torch::cuda::synchronize(device);
   } catch (const std::exception &e) {
     return error_copy(e);
   }

@@ -32,6 +32,8 @@ void gsrmt_trim_heap(void);
 // on error, with *err set); set restores it.
 int64_t gsrmt_cpu_rng_state(uint8_t *buf, int64_t cap, char **err);
 char *gsrmt_set_cpu_rng_state(const uint8_t *buf, int64_t len);
+// Waits for the work queued on a CUDA device.
+char *gsrmt_cuda_synchronize(int64_t device);
 
 #ifdef __cplusplus
 }

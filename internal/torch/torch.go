@@ -213,3 +213,15 @@ func SetCPURNGState(state []byte) error {
 	}
 	return nil
 }
+
+// Synchronize waits until the work queued on CUDA device dev is done (for
+// timing). On a build or machine without CUDA it does nothing.
+func Synchronize(dev int) error {
+	if !CUDAAvailable() {
+		return nil
+	}
+	if err := cerr(C.gsrmt_cuda_synchronize(C.int64_t(dev))); err != nil {
+		return fmt.Errorf("torch: synchronize cuda:%d: %w", dev, err)
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""PyTorch counterpart of `gsrmt-cli bench`: the same model (tests/reference/gsrmt_ref.py), config,
+batch, image size, threads and optimizer, in eager PyTorch. Prints one JSON object with the same keys.
+
+Usage (Debian's /usr/bin/python3, which has torch):
+  /usr/bin/python3 bench/pytorch_bench.py --variant swat --preset nano --img-size 32 --batch-size 64 \
+      --threads 2 [--steps 20] [--warmup 3] [--classes 100] [--device cpu|cuda] [--amp]
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
+from gsrmt_ref import GatedSwinRMT  # noqa: E402
+
+
+def rss_mb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--variant", default="swat")
+    ap.add_argument("--preset", default="nano")
+    ap.add_argument("--img-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--classes", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--amp", action="store_true")
+    a = ap.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    torch.manual_seed(0)
+    model = GatedSwinRMT(variant=a.variant, preset=a.preset, num_classes=a.classes).to(dev)
+    # AdamW as gsrmt's: no weight decay on biases, norms and LayerScale.
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 or name.endswith(".ls1") or name.endswith(".ls2") else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=1e-4, foreach=False)
+    x = torch.randn(a.batch_size, 3, a.img_size, a.img_size, device=dev)
+    y = torch.arange(a.batch_size, device=dev) % a.classes
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def train_step():
+        opt.zero_grad(set_to_none=False)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.amp):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        loss.backward()
+        opt.step()
+
+    def eval_step():
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.amp):
+            model(x)
+
+    def timed(f, n):
+        out = []
+        for _ in range(n):
+            sync()
+            t = time.perf_counter()
+            f()
+            sync()
+            out.append((time.perf_counter() - t) * 1000)
+        return out
+
+    model.train()
+    timed(train_step, a.warmup)
+    model.eval()
+    timed(eval_step, a.warmup)
+    rss_warm = rss_mb("VmRSS")
+    model.train()
+    tr = statistics.median(timed(train_step, a.steps))
+    model.eval()
+    ev = statistics.median(timed(eval_step, a.steps))
+    res = {
+        "variant": a.variant, "preset": a.preset, "img_size": a.img_size, "batch_size": a.batch_size,
+        "threads": torch.get_num_threads(), "device": a.device, "amp": a.amp, "steps": a.steps,
+        "train_ms_per_step": tr, "eval_ms_per_step": ev,
+        "train_images_per_s": a.batch_size / tr * 1000, "eval_images_per_s": a.batch_size / ev * 1000,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_after_warmup_mb": rss_warm, "rss_end_mb": rss_mb("VmRSS"), "torch": torch.__version__,
+    }
+    if dev.type == "cuda":
+        res["peak_device_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gsrmt/gsrmt/checkpoints"
+	"github.com/gsrmt/gsrmt/datasets"
+	"github.com/gsrmt/gsrmt/gsrmt"
+	"github.com/sugarme/gotch"
+	"github.com/urfave/cli/v2"
+)
+
+// loaded is a model restored from a checkpoint for eval and predict.
+type loaded struct {
+	model   *gsrmt.Model
+	cfg     gsrmt.Config
+	extra   map[string]any // dataset, data_dir, class_names, norm_mean, norm_std, ... (our files)
+	classes []string       // names, when the checkpoint records them
+	norm    datasets.Normalize
+	ours    bool // the file records its config
+}
+
+// loadForInference builds the model a checkpoint describes (or, for a bare
+// state_dict, the one the model flags describe) and loads its weights strictly.
+func loadForInference(c *cli.Context, path string, dev gotch.Device) (*loaded, error) {
+	l := &loaded{}
+	cfg, extra, err := checkpoints.ReadConfig(path)
+	switch {
+	case err == nil:
+		l.cfg, l.extra, l.ours = cfg, extra, true
+		for _, flag := range []string{"variant", "preset", "classes", "model-config"} {
+			if c.IsSet(flag) {
+				fmt.Fprintf(c.App.ErrWriter, "note: --%s is ignored: %s records its model config\n", flag, path)
+			}
+		}
+		if c.IsSet("img-size") {
+			l.cfg.ImageSize = c.Int("img-size")
+		}
+	case errors.Is(err, checkpoints.ErrNoConfig):
+		if !c.IsSet("variant") && !c.IsSet("preset") && !c.IsSet("model-config") {
+			return nil, usagef("--checkpoint %s is a bare state_dict: say which model it holds with --variant, --preset, --classes and --img-size", path)
+		}
+		if l.cfg, err = configFromFlags(c); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("--checkpoint %s: %w", path, err)
+	}
+	if l.cfg.ImageSize == 0 {
+		l.cfg.ImageSize = c.Int("img-size")
+	}
+	if l.model, err = gsrmt.New(l.cfg, dev); err != nil {
+		return nil, err
+	}
+	if _, err := checkpoints.LoadWeights(path, l.model, true); err != nil {
+		l.model.Close()
+		return nil, fmt.Errorf("--checkpoint %s: %w", path, err)
+	}
+	l.norm = datasets.Normalize{Mean: datasets.ImageNetMean, Std: datasets.ImageNetStd}
+	if m, s := floats3(l.extra["norm_mean"]), floats3(l.extra["norm_std"]); m != nil && s != nil {
+		l.norm = datasets.Normalize{Mean: *m, Std: *s, OutChannels: 3}
+	}
+	if names, ok := l.extra["class_names"].([]any); ok && len(names) == l.cfg.NumClasses {
+		for _, n := range names {
+			s, _ := n.(string)
+			l.classes = append(l.classes, s)
+		}
+	}
+	return l, nil
+}
+
+func floats3(v any) *[3]float32 {
+	list, ok := v.([]any)
+	if !ok || len(list) != 3 {
+		return nil
+	}
+	var out [3]float32
+	for i, x := range list {
+		f, ok := x.(float64)
+		if !ok {
+			return nil
+		}
+		out[i] = float32(f)
+	}
+	return &out
+}
+
+func (l *loaded) str(key string) string {
+	s, _ := l.extra[key].(string)
+	return s
+}
+
+func (l *loaded) label(i int) string {
+	if i < len(l.classes) {
+		return l.classes[i]
+	}
+	return fmt.Sprint(i)
+}

@@ -1,0 +1,162 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/gsrmt/gsrmt/datasets"
+)
+
+// limited exposes the first n samples of a data set (--limit-train/--limit-eval).
+type limited struct {
+	datasets.Dataset
+	n int
+}
+
+func (l limited) Len() int { return l.n }
+
+func limit(ds datasets.Dataset, n int) datasets.Dataset {
+	if n <= 0 || n >= ds.Len() {
+		return ds
+	}
+	return limited{ds, n}
+}
+
+// nativeSide is the side of data sets whose images all have one size.
+func nativeSide(name string) int {
+	switch name {
+	case datasets.NameCIFAR10:
+		return 32
+	case datasets.NameFashionMNIST, datasets.NameMNIST:
+		return 28
+	}
+	return 0
+}
+
+// DataPlan describes the data of a run: the splits, transforms and
+// normalization actually used (recorded in config.json).
+type DataPlan struct {
+	Train, Test   datasets.Dataset
+	TrainAugment  string
+	EvalTransform string
+	Normalize     datasets.Normalize
+	trainT, evalT datasets.Transform
+}
+
+// openData opens the training and test splits of a run, downloading
+// CIFAR-10 first when asked.
+func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error) {
+	dir := o.DataDir
+	if o.Dataset == datasets.NameCIFAR10 && o.Download {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("data-dir %s: %w", dir, err)
+		}
+		last := int64(-1)
+		got, err := datasets.DownloadCIFAR10(ctx, dir, datasets.CIFARBinary, datasets.DownloadOptions{
+			Progress: func(done, total int64) {
+				if mb := done >> 23; mb != last { // every 8 MiB
+					last = mb
+					fmt.Fprintf(log, "download: %.0f of %.0f MB\n", float64(done)/1e6, float64(total)/1e6)
+				}
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("download CIFAR-10 into %s: %w", dir, err)
+		}
+		dir = got
+	}
+	opts := datasets.OpenOptions{MiniImageNet: datasets.MiniImageNetOptions{Split: datasets.PooledSplitConfig{Seed: o.SplitSeed}}}
+	tr, err := datasets.Open(o.Dataset, dir, datasets.Train, opts)
+	if err != nil {
+		hint := ""
+		if o.Dataset == datasets.NameCIFAR10 && !o.Download {
+			hint = " (add --download to fetch CIFAR-10)"
+		}
+		return nil, fmt.Errorf("open the training split: %w%s", err, hint)
+	}
+	te, err := datasets.Open(o.Dataset, dir, datasets.Test, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open the test split: %w", err)
+	}
+	p := &DataPlan{Train: limit(tr, o.LimitTr), Test: limit(te, o.LimitEv), Normalize: datasets.NormalizationFor(o.Dataset)}
+	side := o.ImgSize
+	if n := nativeSide(o.Dataset); n == side {
+		p.trainT = datasets.Compose{datasets.RandomCrop{Size: side, Padding: 4}, datasets.HorizontalFlip{P: 0.5}}
+		p.TrainAugment = fmt.Sprintf("random crop %d with 4 px zero padding, horizontal flip 0.5", side)
+		p.EvalTransform = "none"
+		if o.RandAug {
+			p.trainT = append(p.trainT.(datasets.Compose), datasets.DefaultRandAugment)
+			p.TrainAugment += ", RandAugment(2, 9)"
+		}
+	} else {
+		p.trainT = datasets.TrainTransform(side, o.RandAug)
+		p.TrainAugment = fmt.Sprintf("RandomResizedCrop %d (scale 0.08-1, ratio 3/4-4/3), horizontal flip 0.5", side)
+		if o.RandAug {
+			p.TrainAugment += ", RandAugment(2, 9)"
+		}
+		p.evalT = datasets.EvalTransform(side)
+		p.EvalTransform = fmt.Sprintf("resize shorter side to %d, center crop %d", int(float64(side)/datasets.EvalCropPct), side)
+	}
+	if p.Train.Len() == 0 || p.Test.Len() == 0 {
+		return nil, fmt.Errorf("%s at %s: %d training and %d test images: both splits need images", o.Dataset, dir, p.Train.Len(), p.Test.Len())
+	}
+	return p, nil
+}
+
+func (p *DataPlan) trainLoader(o *Options, classes int) (*datasets.Loader, error) {
+	cfg := datasets.LoaderConfig{
+		BatchSize: o.Batch, Workers: o.Workers, Shuffle: true, DropLast: o.DropLast && p.Train.Len() >= o.Batch,
+		Seed: o.Seed, Transform: p.trainT, Normalize: p.Normalize, SkipBadImages: o.SkipBadImages,
+	}
+	if o.Erasing > 0 {
+		cfg.Erasing = &datasets.RandomErasing{P: o.Erasing}
+	}
+	if o.Mixup > 0 || o.CutMix > 0 {
+		cfg.Mixer = &datasets.Mixer{MixupAlpha: o.Mixup, CutMixAlpha: o.CutMix, SwitchProb: 0.5, Prob: 1, Smoothing: o.Smooth, NumClasses: classes}
+	}
+	return datasets.NewLoader(p.Train, cfg)
+}
+
+func (p *DataPlan) evalLoader(o *Options, ds datasets.Dataset, batch int) (*datasets.Loader, error) {
+	return datasets.NewLoader(ds, datasets.LoaderConfig{
+		BatchSize: batch, Workers: o.Workers, Seed: o.Seed, Transform: p.evalT, Normalize: p.Normalize,
+		SkipBadImages: o.SkipBadImages,
+	})
+}
+
+// EvalData opens one split of a data set for evaluation with the
+// transform a training run at imgSize would use (none at a data set's
+// native side, else resize + center crop) and the given normalization.
+func EvalData(dataset, dir string, split datasets.Split, imgSize, limitN int, splitSeed uint64) (datasets.Dataset, datasets.Transform, error) {
+	opts := datasets.OpenOptions{MiniImageNet: datasets.MiniImageNetOptions{Split: datasets.PooledSplitConfig{Seed: splitSeed}}}
+	ds, err := datasets.Open(dataset, dir, split, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	ds = limit(ds, limitN)
+	if ds.Len() == 0 {
+		return nil, nil, fmt.Errorf("%s at %s: the %s split has no images", dataset, dir, split)
+	}
+	if nativeSide(dataset) == imgSize {
+		return ds, nil, nil
+	}
+	return ds, datasets.EvalTransform(imgSize), nil
+}
+
+// EvalLoader batches a data set in order for evaluation.
+func EvalLoader(ds datasets.Dataset, t datasets.Transform, norm datasets.Normalize, batch, workers int) (*datasets.Loader, error) {
+	return datasets.NewLoader(ds, datasets.LoaderConfig{BatchSize: batch, Workers: workers, Transform: t, Normalize: norm})
+}
+
+// PredictInput prepares one image as CLI.md's predict says: an image of
+// exactly side x side is used as is; any other is resized (shorter side to
+// side / 0.875) and center-cropped; then scaled to [0, 1] and normalized.
+// It returns CHW floats.
+func PredictInput(img *datasets.Image, side int, norm datasets.Normalize) []float32 {
+	if img.Width != side || img.Height != side {
+		img = datasets.EvalTransform(side).Apply(img, nil)
+	}
+	return norm.Apply(img, make([]float32, norm.Len(img)))
+}

@@ -1,0 +1,127 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/gsrmt/gsrmt/datasets"
+	"github.com/gsrmt/gsrmt/gsrmt"
+	"github.com/gsrmt/gsrmt/internal/torch"
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// EvalResult is a model's performance on a data split.
+type EvalResult struct {
+	Loss   float64 `json:"loss"` // mean cross-entropy
+	Top1   float64 `json:"top1"` // percent
+	Top5   float64 `json:"top5"` // percent
+	Images int     `json:"images"`
+	// Confusion[true][predicted] counts, filled when asked for.
+	Confusion [][]int64 `json:"-"`
+}
+
+// PerClass returns each class's top-1 accuracy (percent) from the confusion matrix.
+func (e EvalResult) PerClass() []float64 {
+	out := make([]float64, len(e.Confusion))
+	for i, row := range e.Confusion {
+		var n int64
+		for _, c := range row {
+			n += c
+		}
+		if n > 0 {
+			out[i] = 100 * float64(row[i]) / float64(n)
+		}
+	}
+	return out
+}
+
+// Evaluate runs m in eval mode without gradients over every batch of l
+// (epoch 0, in order). With confusion set it also counts the confusion matrix.
+// progress, when set, is called after each batch with the images done.
+func Evaluate(m *gsrmt.Model, l *datasets.Loader, classes int, dev gotch.Device, progress func(done int), confusion ...bool) (res EvalResult, err error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if len(confusion) > 0 && confusion[0] {
+		res.Confusion = make([][]int64, classes)
+		for i := range res.Confusion {
+			res.Confusion[i] = make([]int64, classes)
+		}
+	}
+	it := l.Epoch(context.Background(), 0)
+	defer it.Close()
+	var lossSum float64
+	var top1, top5 int
+	k5 := min(5, classes)
+	for {
+		b, err := it.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return res, fmt.Errorf("evaluate: %w", err)
+		}
+		var logits []float32
+		var loss float64
+		torch.NoGrad(func() {
+			x, e := batchTensor(b, dev)
+			if e != nil {
+				err = e
+				return
+			}
+			defer x.MustDrop()
+			out, e := m.Forward(x, false)
+			if e != nil {
+				err = e
+				return
+			}
+			out32 := out.MustTotype(gotch.Float, true).MustTo(gotch.CPU, true)
+			defer out32.MustDrop()
+			labels := ts.MustOfSlice(b.Labels)
+			defer labels.MustDrop()
+			l, e := CrossEntropy(out32, labels)
+			if e != nil {
+				err = e
+				return
+			}
+			loss = float64(l.Vals().([]float32)[0])
+			l.MustDrop()
+			logits = out32.Vals().([]float32)
+		})
+		if err != nil {
+			b.Release()
+			return res, fmt.Errorf("evaluate batch %d: %w", b.Index+1, err)
+		}
+		hits := TopK(logits, b.Labels, classes, 1, k5)
+		top1 += hits[0]
+		top5 += hits[1]
+		lossSum += loss * float64(b.N)
+		if res.Confusion != nil {
+			for i, lab := range b.Labels {
+				row := logits[i*classes : (i+1)*classes]
+				best := 0
+				for j, v := range row {
+					if v > row[best] {
+						best = j
+					}
+				}
+				res.Confusion[lab][best]++
+			}
+		}
+		res.Images += b.N
+		b.Release()
+		if progress != nil {
+			progress(res.Images)
+		}
+	}
+	if res.Images == 0 {
+		return res, fmt.Errorf("evaluate: the split has no images")
+	}
+	res.Loss = lossSum / float64(res.Images)
+	res.Top1 = 100 * float64(top1) / float64(res.Images)
+	res.Top5 = 100 * float64(top5) / float64(res.Images)
+	return res, nil
+}

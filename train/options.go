@@ -1,0 +1,148 @@
+package train
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+
+	"github.com/gsrmt/gsrmt/gsrmt"
+	"github.com/sugarme/gotch"
+)
+
+// Options configures a training run (CLI.md's train flags).
+type Options struct {
+	Dataset       string // cifar10, mini-imagenet, fashion-mnist, mnist, imagefolder
+	DataDir       string
+	Download      bool // fetch CIFAR-10 when it is missing
+	SplitSeed     uint64
+	SkipBadImages bool
+
+	Model    gsrmt.Config // NumClasses is set from the data set
+	ImgSize  int
+	Recipe   string // recorded: default, cifar or mini-imagenet
+	Epochs   int
+	Batch    int
+	LR       float64 // peak learning rate
+	MinLR    float64
+	WD       float64
+	Warmup   float64 // warmup epochs
+	Smooth   float64 // label smoothing
+	Mixup    float64 // Mixup alpha (0: off)
+	CutMix   float64 // CutMix alpha (0: off)
+	RandAug  bool
+	Erasing  float64 // Random Erasing probability (0: off)
+	GradClip float64 // max global gradient norm (0: off)
+	EMA      float64 // EMA decay (0: off)
+	AMP      bool    // bf16 autocast on CUDA
+	DropLast bool
+
+	Device    gotch.Device
+	Threads   int
+	Workers   int
+	Seed      uint64
+	Out       string
+	Resume    string
+	LimitTr   int // use the first N training images (0: all)
+	LimitEv   int // use the first N test images (0: all)
+	EvalEvery int // evaluate every N epochs (and after the last)
+
+	Log      io.Writer // progress and messages
+	Terminal bool      // draw a progress bar instead of log lines
+	// OnStep, when set, is called after every optimizer step with the
+	// number of steps taken so far (tests use it to interrupt a run).
+	OnStep func(step int64)
+}
+
+// Recipes are the data-set defaults of `--recipe`.
+var Recipes = []string{"default", "cifar", "mini-imagenet"}
+
+// ApplyRecipe sets the hyper-parameters of a recipe: "default" is the
+// RMT/DeiT recipe (AdamW lr 5e-4 x batch/512, weight decay 0.05, 5 warmup
+// epochs, min lr 1e-5, smoothing 0.1, Mixup 0.8, CutMix 1.0, drop path of the
+// preset); "cifar" trains from scratch on 32 px images (lr 1e-3 x batch/512,
+// 300 epochs, 20 warmup, RandAugment on, no Random Erasing); "mini-imagenet"
+// is the default at 224 px with RandAugment and Random Erasing 0.25 for 300
+// epochs. Flags given explicitly override these afterwards.
+func (o *Options) ApplyRecipe(name string) error {
+	o.Recipe = name
+	o.WD, o.MinLR, o.Smooth, o.Mixup, o.CutMix = 0.05, 1e-5, 0.1, 0.8, 1.0
+	o.Warmup = 5
+	base := 5e-4
+	switch name {
+	case "default":
+	case "cifar":
+		base, o.Warmup, o.Epochs, o.RandAug, o.Erasing = 1e-3, 20, 300, true, 0
+		if o.ImgSize == 0 {
+			o.ImgSize = 32
+		}
+	case "mini-imagenet":
+		o.Epochs, o.RandAug, o.Erasing = 300, true, 0.25
+		if o.ImgSize == 0 {
+			o.ImgSize = 224
+		}
+	default:
+		return fmt.Errorf("recipe %q: want one of %s", name, strings.Join(Recipes, ", "))
+	}
+	batch := o.Batch
+	if batch == 0 {
+		batch = 128
+	}
+	o.LR = base * float64(batch) / 512
+	return nil
+}
+
+// Validate names the first option that is wrong.
+func (o *Options) Validate() error {
+	switch {
+	case o.DataDir == "" && o.Dataset != "fashion-mnist" && o.Dataset != "mnist":
+		return fmt.Errorf("data-dir: a folder is required for %s", o.Dataset)
+	case o.ImgSize < 8:
+		return fmt.Errorf("img-size %d: want at least 8 pixels", o.ImgSize)
+	case o.Epochs < 1:
+		return fmt.Errorf("epochs %d: want at least 1", o.Epochs)
+	case o.Batch < 1:
+		return fmt.Errorf("batch-size %d: want at least 1", o.Batch)
+	case !(o.LR > 0) || math.IsInf(o.LR, 0):
+		return fmt.Errorf("lr %v: want a positive learning rate", o.LR)
+	case o.MinLR < 0 || o.MinLR > o.LR:
+		return fmt.Errorf("min-lr %v: want a value in [0, lr = %v]", o.MinLR, o.LR)
+	case o.WD < 0:
+		return fmt.Errorf("weight-decay %v: want a non-negative value", o.WD)
+	case o.Warmup < 0:
+		return fmt.Errorf("warmup-epochs %v: want a non-negative value", o.Warmup)
+	case o.Smooth < 0 || o.Smooth >= 1:
+		return fmt.Errorf("label-smoothing %v: want a value in [0, 1)", o.Smooth)
+	case o.Mixup < 0:
+		return fmt.Errorf("mixup %v: want a non-negative alpha (0 turns it off)", o.Mixup)
+	case o.CutMix < 0:
+		return fmt.Errorf("cutmix %v: want a non-negative alpha (0 turns it off)", o.CutMix)
+	case o.Erasing < 0 || o.Erasing > 1:
+		return fmt.Errorf("random-erasing %v: want a probability in [0, 1]", o.Erasing)
+	case o.GradClip < 0:
+		return fmt.Errorf("grad-clip %v: want a non-negative norm (0 turns it off)", o.GradClip)
+	case o.EMA < 0 || o.EMA >= 1:
+		return fmt.Errorf("ema %v: want a decay in (0, 1), e.g. 0.9998, or 0 for none", o.EMA)
+	case o.Threads < 0:
+		return fmt.Errorf("threads %d: want a positive count (0: libtorch's default)", o.Threads)
+	case o.Workers < 0:
+		return fmt.Errorf("workers %d: want a positive count (0: one per CPU)", o.Workers)
+	case o.LimitTr < 0 || o.LimitEv < 0:
+		return fmt.Errorf("limit-train %d / limit-eval %d: want non-negative counts", o.LimitTr, o.LimitEv)
+	case o.EvalEvery < 1:
+		return fmt.Errorf("eval-every %d: want at least 1", o.EvalEvery)
+	case o.Out == "":
+		return fmt.Errorf("out: a run folder is required")
+	}
+	return nil
+}
+
+// DeviceName is how flags and config.json name a device: cpu or cuda:N.
+func DeviceName(d gotch.Device) string {
+	if d.Name == "CUDA" {
+		return fmt.Sprintf("cuda:%d", d.Value)
+	}
+	return "cpu"
+}
+
+func nan() float64 { return math.NaN() }

@@ -1,0 +1,128 @@
+package train
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/gsrmt/gsrmt/internal/plot"
+)
+
+// MetricsColumns are metrics.csv's columns (CLI.md), then ema_test_top1.
+var MetricsColumns = []string{"epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "images_per_s", "seconds", "ema_test_top1"}
+
+func fmtFloat(v float64) string {
+	if math.IsNaN(v) {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'g', 8, 64)
+}
+
+// writeMetrics rewrites metrics.csv (one row per finished epoch) and the
+// curves PNG in the run folder, each atomically.
+func writeMetrics(dir string, rows []EpochMetrics, title string) error {
+	path := filepath.Join(dir, "metrics.csv")
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	w := csv.NewWriter(f)
+	_ = w.Write(MetricsColumns)
+	var points []plot.EpochPoint
+	for _, m := range rows {
+		_ = w.Write([]string{strconv.Itoa(m.Epoch), fmtFloat(m.LR), fmtFloat(m.TrainLoss), fmtFloat(m.TrainTop1),
+			fmtFloat(m.TestLoss), fmtFloat(m.TestTop1), fmtFloat(m.TestTop5), fmtFloat(m.ImagesPerS), fmtFloat(m.Seconds), fmtFloat(m.EMATop1)})
+		points = append(points, plot.EpochPoint{Epoch: m.Epoch, LR: m.LR, TrainLoss: m.TrainLoss, TrainTop1: m.TrainTop1,
+			TestLoss: m.TestLoss, TestTop1: m.TestTop1, TestTop5: m.TestTop5})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return plot.Curves(filepath.Join(dir, "curves.png"), title, points)
+}
+
+// runConfig is config.json: every value the run actually used.
+type runConfig struct {
+	Model          any       `json:"model"`
+	Dataset        string    `json:"dataset"`
+	DataDir        string    `json:"data_dir"`
+	Classes        int       `json:"classes"`
+	ClassNames     []string  `json:"class_names"`
+	TrainImages    int       `json:"train_images"`
+	TestImages     int       `json:"test_images"`
+	SplitRule      string    `json:"split_rule,omitempty"`
+	ImgSize        int       `json:"img_size"`
+	TrainAugment   string    `json:"train_augment"`
+	EvalTransform  string    `json:"eval_transform"`
+	NormMean       []float32 `json:"norm_mean"`
+	NormStd        []float32 `json:"norm_std"`
+	GrayToRGB      bool      `json:"gray_to_rgb"`
+	Recipe         string    `json:"recipe"`
+	Epochs         int       `json:"epochs"`
+	BatchSize      int       `json:"batch_size"`
+	StepsPerEpoch  int       `json:"steps_per_epoch"`
+	LR             float64   `json:"lr"`
+	MinLR          float64   `json:"min_lr"`
+	WarmupEpochs   float64   `json:"warmup_epochs"`
+	WarmupSteps    int64     `json:"warmup_steps"`
+	Optimizer      string    `json:"optimizer"`
+	WeightDecay    float64   `json:"weight_decay"`
+	LabelSmoothing float64   `json:"label_smoothing"`
+	Mixup          float64   `json:"mixup"`
+	CutMix         float64   `json:"cutmix"`
+	RandAugment    bool      `json:"randaugment"`
+	RandomErasing  float64   `json:"random_erasing"`
+	GradClip       float64   `json:"grad_clip"`
+	EMA            float64   `json:"ema"`
+	AMP            bool      `json:"amp"`
+	DropLast       bool      `json:"drop_last"`
+	Device         string    `json:"device"`
+	Threads        int       `json:"threads"`
+	Workers        int       `json:"workers"`
+	Seed           uint64    `json:"seed"`
+	LimitTrain     int       `json:"limit_train"`
+	LimitEval      int       `json:"limit_eval"`
+	EvalEvery      int       `json:"eval_every"`
+	Resume         string    `json:"resume,omitempty"`
+}
+
+func writeConfig(path string, r *run) error {
+	o := &r.o
+	n := r.data.Normalize
+	c := runConfig{
+		Model: o.Model, Dataset: o.Dataset, DataDir: o.DataDir, Classes: len(r.classes), ClassNames: r.classes,
+		TrainImages: r.data.Train.Len(), TestImages: r.data.Test.Len(), ImgSize: o.ImgSize,
+		TrainAugment: r.data.TrainAugment, EvalTransform: r.data.EvalTransform,
+		NormMean: n.Mean[:], NormStd: n.Std[:], GrayToRGB: n.OutChannels == 3 && nativeSide(o.Dataset) == 28,
+		Recipe: o.Recipe, Epochs: o.Epochs, BatchSize: o.Batch, StepsPerEpoch: r.spe, LR: o.LR, MinLR: o.MinLR,
+		WarmupEpochs: o.Warmup, WarmupSteps: r.sched.WarmupSteps, Optimizer: "adamw (0.9, 0.999), eps 1e-8, decoupled decay, none on biases/norms/layerscale",
+		WeightDecay: o.WD, LabelSmoothing: o.Smooth, Mixup: o.Mixup, CutMix: o.CutMix, RandAugment: o.RandAug,
+		RandomErasing: o.Erasing, GradClip: o.GradClip, EMA: o.EMA, AMP: o.AMP, DropLast: o.DropLast,
+		Device: DeviceName(o.Device), Threads: o.Threads, Workers: o.Workers, Seed: o.Seed,
+		LimitTrain: o.LimitTr, LimitEval: o.LimitEv, EvalEvery: o.EvalEvery, Resume: o.Resume,
+	}
+	if o.Dataset == "mini-imagenet" {
+		c.SplitRule = fmt.Sprintf("pooled: per class sorted by name, shuffled with seed %d, first 5/6 train, last 1/6 test", o.SplitSeed)
+	}
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

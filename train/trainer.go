@@ -1,0 +1,407 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/gsrmt/gsrmt/datasets"
+	"github.com/gsrmt/gsrmt/gsrmt"
+	"github.com/gsrmt/gsrmt/internal/torch"
+	"github.com/schollz/progressbar/v3"
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// EpochMetrics is one row of metrics.csv.
+type EpochMetrics struct {
+	Epoch      int     `json:"epoch"` // 1-based
+	LR         float64 `json:"lr"`    // learning rate of the epoch's last step
+	TrainLoss  float64 `json:"train_loss"`
+	TrainTop1  float64 `json:"train_top1"` // % of training samples whose own label wins (mixed batches too)
+	TestLoss   float64 `json:"test_loss"`  // NaN when not evaluated this epoch
+	TestTop1   float64 `json:"test_top1"`
+	TestTop5   float64 `json:"test_top5"`
+	EMATop1    float64 `json:"ema_test_top1"` // NaN without --ema
+	ImagesPerS float64 `json:"images_per_s"`
+	Seconds    float64 `json:"seconds"`
+}
+
+// progress is the position inside an epoch, saved with an interrupted run.
+type progress struct {
+	Epoch     int     // 0-based epoch in progress
+	Batch     int     // batches of it already done
+	LossSum   float64 // sum over seen samples
+	Hits      int64
+	Seen      int64
+	Seconds   float64
+	LastLR    float64
+	BestTop1  float64
+	BestEpoch int
+}
+
+// Result summarises a finished (or interrupted) run.
+type Result struct {
+	Metrics     []EpochMetrics
+	Interrupted bool // stopped by the context (Ctrl-C); last.pt holds the position
+	Steps       int64
+	Best        float64 // best test top-1
+	RunDir      string
+}
+
+// ErrNonFinite is returned when the loss becomes NaN or infinite.
+var ErrNonFinite = errors.New("non-finite loss")
+
+// Run trains a model as the options say. Cancelling ctx finishes the current
+// step, writes last.pt and returns a Result with Interrupted set.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	runtime.LockOSThread() // libtorch's grad mode and autocast are per OS thread
+	defer runtime.UnlockOSThread()
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if o.AMP && o.Device == gotch.CPU {
+		return nil, fmt.Errorf("amp: --amp is bf16 autocast on CUDA; this run is on the CPU (run without --amp, or pick --device cuda)")
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("out: %w", err)
+	}
+	if o.Threads > 0 {
+		if err := torch.SetNumThreads(o.Threads); err != nil {
+			return nil, err
+		}
+	}
+	if err := torch.ManualSeed(o.Seed); err != nil {
+		return nil, err
+	}
+	data, err := openData(ctx, &o, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	classes := data.Train.Classes()
+	o.Model.NumClasses = len(classes)
+	o.Model.ImageSize = o.ImgSize
+	r := &run{o: o, data: data, classes: classes}
+	defer r.close()
+	if err := r.setup(); err != nil {
+		return nil, err
+	}
+	return r.loop(ctx)
+}
+
+type run struct {
+	o       Options
+	data    *DataPlan
+	classes []string
+
+	model   *gsrmt.Model
+	opt     *AdamW
+	ema     *EMA
+	sched   Schedule
+	trainL  *datasets.Loader
+	testL   *datasets.Loader
+	spe     int // steps per epoch
+	step    int64
+	pos     progress
+	metrics []EpochMetrics
+}
+
+func (r *run) close() {
+	if r.trainL != nil {
+		r.trainL.Close()
+	}
+	if r.testL != nil {
+		r.testL.Close()
+	}
+	if r.ema != nil {
+		r.ema.Close()
+	}
+	if r.opt != nil {
+		r.opt.Close()
+	}
+	if r.model != nil {
+		r.model.Close()
+	}
+}
+
+func (r *run) setup() error {
+	o := &r.o
+	var err error
+	if r.model, err = gsrmt.New(o.Model, o.Device); err != nil {
+		return err
+	}
+	if r.opt, err = NewAdamW(r.model.Trainable(), AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: o.WD}); err != nil {
+		return err
+	}
+	if o.EMA > 0 {
+		if r.ema, err = NewEMA(r.model, o.EMA); err != nil {
+			return err
+		}
+	}
+	if r.trainL, err = r.data.trainLoader(o, len(r.classes)); err != nil {
+		return fmt.Errorf("training data: %w", err)
+	}
+	if r.testL, err = r.data.evalLoader(o, r.data.Test, o.Batch); err != nil {
+		return fmt.Errorf("test data: %w", err)
+	}
+	r.spe = r.trainL.NumBatches()
+	if r.spe == 0 {
+		return fmt.Errorf("training data: %d images give no batch of %d", r.data.Train.Len(), o.Batch)
+	}
+	total := int64(r.spe * o.Epochs)
+	r.sched = Schedule{BaseLR: o.LR, MinLR: o.MinLR, WarmupSteps: int64(math.Round(o.Warmup * float64(r.spe))), TotalSteps: total}
+	if r.sched.WarmupSteps > total {
+		r.sched.WarmupSteps = total
+	}
+	if o.Resume != "" {
+		if err := r.restore(o.Resume); err != nil {
+			return fmt.Errorf("resume from %s: %w", o.Resume, err)
+		}
+		fmt.Fprintf(o.Log, "resumed from %s at epoch %d, batch %d (step %d)\n", o.Resume, r.pos.Epoch+1, r.pos.Batch, r.step)
+	} else {
+		r.pos.BestTop1 = -1 // no evaluation yet
+	}
+	if err := writeConfig(filepath.Join(o.Out, "config.json"), r); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Log, "training %s %s on %s (%d train / %d test images, %d classes) at %d px on %v: %d epochs of %d steps\n",
+		o.Model.Variant, o.Model.Preset, o.Dataset, r.data.Train.Len(), r.data.Test.Len(), len(r.classes), o.ImgSize, DeviceName(o.Device), o.Epochs, r.spe)
+	return nil
+}
+
+func (r *run) loop(ctx context.Context) (*Result, error) {
+	o := &r.o
+	res := &Result{RunDir: o.Out}
+	for epoch := r.pos.Epoch; epoch < o.Epochs; epoch++ {
+		if r.pos.Epoch != epoch {
+			r.pos = progress{Epoch: epoch, BestTop1: r.pos.BestTop1, BestEpoch: r.pos.BestEpoch}
+		}
+		interrupted, err := r.trainEpoch(ctx, epoch)
+		if err != nil {
+			return nil, err
+		}
+		if interrupted {
+			if err := r.save(filepath.Join(o.Out, "last.pt")); err != nil {
+				return nil, fmt.Errorf("interrupted at step %d; writing last.pt failed: %w", r.step, err)
+			}
+			fmt.Fprintf(o.Log, "interrupted at epoch %d, step %d: wrote %s (continue with --resume)\n", epoch+1, r.step, filepath.Join(o.Out, "last.pt"))
+			res.Interrupted = true
+			break
+		}
+		m := EpochMetrics{
+			Epoch: epoch + 1, LR: r.pos.LastLR,
+			TrainLoss: r.pos.LossSum / float64(r.pos.Seen), TrainTop1: 100 * float64(r.pos.Hits) / float64(r.pos.Seen),
+			TestLoss: math.NaN(), TestTop1: math.NaN(), TestTop5: math.NaN(), EMATop1: math.NaN(),
+			Seconds: r.pos.Seconds, ImagesPerS: float64(r.pos.Seen) / r.pos.Seconds,
+		}
+		if (epoch+1)%o.EvalEvery == 0 || epoch+1 == o.Epochs {
+			ev, err := Evaluate(r.model, r.testL, r.model.Config.NumClasses, o.Device, nil)
+			if err != nil {
+				return nil, fmt.Errorf("evaluate after epoch %d: %w", epoch+1, err)
+			}
+			m.TestLoss, m.TestTop1, m.TestTop5 = ev.Loss, ev.Top1, ev.Top5
+			if r.ema != nil {
+				eev, err := Evaluate(r.ema.Model, r.testL, r.model.Config.NumClasses, o.Device, nil)
+				if err != nil {
+					return nil, fmt.Errorf("evaluate the EMA after epoch %d: %w", epoch+1, err)
+				}
+				m.EMATop1 = eev.Top1
+			}
+		}
+		r.metrics = append(r.metrics, m)
+		r.pos = progress{Epoch: epoch + 1, BestTop1: r.pos.BestTop1, BestEpoch: r.pos.BestEpoch}
+		if !math.IsNaN(m.TestTop1) && m.TestTop1 > r.pos.BestTop1 {
+			r.pos.BestTop1, r.pos.BestEpoch = m.TestTop1, epoch+1
+			if err := r.save(filepath.Join(o.Out, "best.pt")); err != nil {
+				return nil, err
+			}
+		}
+		if err := r.save(filepath.Join(o.Out, "last.pt")); err != nil {
+			return nil, err
+		}
+		if err := writeMetrics(o.Out, r.metrics, r.titleForPlot()); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(o.Log, "epoch %d/%d: lr %.3g, train loss %.4f, train top-1 %.2f %%, test loss %.4f, test top-1 %.2f %%, top-5 %.2f %%, %.0f images/s, %.1f s\n",
+			m.Epoch, o.Epochs, m.LR, m.TrainLoss, m.TrainTop1, m.TestLoss, m.TestTop1, m.TestTop5, m.ImagesPerS, m.Seconds)
+		if ctx.Err() != nil && epoch+1 < o.Epochs {
+			fmt.Fprintf(o.Log, "interrupted after epoch %d: last.pt is up to date (continue with --resume)\n", epoch+1)
+			res.Interrupted = true
+			break
+		}
+	}
+	res.Metrics, res.Steps, res.Best = r.metrics, r.step, r.pos.BestTop1
+	return res, nil
+}
+
+func (r *run) titleForPlot() string {
+	c := r.o.Model
+	return fmt.Sprintf("%s %s on %s, %d px", c.Variant, c.Preset, r.o.Dataset, r.o.ImgSize)
+}
+
+// trainEpoch runs the steps of one epoch from r.pos.Batch on. It returns
+// interrupted = true when ctx was cancelled (after finishing a step).
+func (r *run) trainEpoch(ctx context.Context, epoch int) (bool, error) {
+	o := &r.o
+	it := r.trainL.Epoch(context.WithoutCancel(ctx), epoch)
+	defer it.Close()
+	var bar *progressbar.ProgressBar
+	if o.Terminal {
+		bar = progressbar.NewOptions(r.spe,
+			progressbar.OptionSetWriter(o.Log), progressbar.OptionSetDescription(fmt.Sprintf("epoch %d/%d", epoch+1, o.Epochs)),
+			progressbar.OptionShowCount(), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish(),
+			progressbar.OptionThrottle(200*time.Millisecond))
+		_ = bar.Set(r.pos.Batch)
+	}
+	logEvery := max(1, r.spe/10)
+	for b := 0; ; b++ {
+		batch, err := it.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return false, fmt.Errorf("epoch %d, batch %d: %w", epoch+1, b+1, err)
+		}
+		if b < r.pos.Batch { // resumed inside this epoch: these batches are done
+			batch.Release()
+			continue
+		}
+		start := time.Now()
+		lr := r.sched.LR(r.step)
+		loss, hits, err := r.trainStep(batch, lr)
+		n := batch.N
+		batch.Release()
+		if err != nil {
+			return false, err
+		}
+		r.step++
+		r.pos.Batch = b + 1
+		r.pos.LossSum += loss * float64(n)
+		r.pos.Hits += int64(hits)
+		r.pos.Seen += int64(n)
+		r.pos.Seconds += time.Since(start).Seconds()
+		r.pos.LastLR = lr
+		if bar != nil {
+			bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f acc %.1f%% lr %.2e %.0f img/s", epoch+1, o.Epochs,
+				r.pos.LossSum/float64(r.pos.Seen), 100*float64(r.pos.Hits)/float64(r.pos.Seen), lr, float64(r.pos.Seen)/r.pos.Seconds))
+			_ = bar.Set(b + 1)
+		} else if (b+1)%logEvery == 0 {
+			fmt.Fprintf(o.Log, "epoch %d/%d step %d/%d: loss %.4f, accuracy %.2f %%, lr %.3g, %.0f images/s\n", epoch+1, o.Epochs, b+1, r.spe,
+				r.pos.LossSum/float64(r.pos.Seen), 100*float64(r.pos.Hits)/float64(r.pos.Seen), lr, float64(r.pos.Seen)/r.pos.Seconds)
+		}
+		if o.OnStep != nil {
+			o.OnStep(r.step)
+		}
+		if ctx.Err() != nil && b+1 < r.spe {
+			if bar != nil {
+				_ = bar.Exit()
+			}
+			return true, nil
+		}
+	}
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	return false, nil
+}
+
+// trainStep runs forward, backward and the optimizer on one batch and
+// returns the loss and the number of samples whose label won.
+func (r *run) trainStep(b *datasets.Batch, lr float64) (float64, int, error) {
+	o := &r.o
+	k := r.model.Config.NumClasses
+	x, err := batchTensor(b, o.Device)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer x.MustDrop()
+	var targets *ts.Tensor
+	switch {
+	case b.Targets != nil:
+		targets = floatTensor(b.Targets, []int64{int64(b.N), int64(k)}, o.Device)
+	case o.Smooth > 0:
+		targets = floatTensor(SmoothedTargets(b.Labels, k, o.Smooth), []int64{int64(b.N), int64(k)}, o.Device)
+	}
+	if targets != nil {
+		defer targets.MustDrop()
+	}
+	r.opt.ZeroGrad()
+	if o.AMP {
+		if _, err := torch.SetAutocast(true, torch.BFloat16); err != nil {
+			return 0, 0, err
+		}
+	}
+	logits, err := r.model.Forward(x, true)
+	if o.AMP {
+		if _, err := torch.SetAutocast(false, torch.BFloat16); err != nil {
+			return 0, 0, err
+		}
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("step %d: %w", r.step+1, err)
+	}
+	logits32 := logits.MustTotype(gotch.Float, true)
+	defer logits32.MustDrop()
+	var loss *ts.Tensor
+	if targets != nil {
+		loss, err = SoftTargetCrossEntropy(logits32, targets)
+	} else {
+		labels := ts.MustOfSlice(b.Labels).MustTo(o.Device, true)
+		loss, err = CrossEntropy(logits32, labels)
+		labels.MustDrop()
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("step %d: %w", r.step+1, err)
+	}
+	defer loss.MustDrop()
+	lv := float64(loss.MustTo(gotch.CPU, false).Vals().([]float32)[0])
+	if math.IsNaN(lv) || math.IsInf(lv, 0) {
+		return 0, 0, fmt.Errorf("step %d (epoch %d, batch %d): the loss is %v: %w; stopping, the last good checkpoint is %s",
+			r.step+1, r.pos.Epoch+1, r.pos.Batch+1, lv, ErrNonFinite, filepath.Join(o.Out, "last.pt"))
+	}
+	if err := loss.Backward(); err != nil {
+		return 0, 0, fmt.Errorf("step %d: backward: %w", r.step+1, err)
+	}
+	if o.GradClip > 0 {
+		if _, err := ClipGradNorm(r.model.Trainable(), o.GradClip); err != nil {
+			return 0, 0, err
+		}
+	}
+	if err := r.opt.Update(lr); err != nil {
+		return 0, 0, err
+	}
+	if r.ema != nil {
+		if err := r.ema.Update(r.model); err != nil {
+			return 0, 0, err
+		}
+	}
+	cpu := logits32.MustDetach(false).MustTo(gotch.CPU, true)
+	hits := TopK(cpu.Vals().([]float32), b.Labels, k, 1)[0]
+	cpu.MustDrop()
+	return lv, hits, nil
+}
+
+func floatTensor(v []float32, shape []int64, dev gotch.Device) *ts.Tensor {
+	t := ts.MustOfSlice(v).MustView(shape, true)
+	if dev != gotch.CPU {
+		t = t.MustTo(dev, true)
+	}
+	return t
+}
+
+// batchTensor copies a float32 NCHW batch into a tensor on dev.
+func batchTensor(b *datasets.Batch, dev gotch.Device) (*ts.Tensor, error) {
+	if b.Float == nil {
+		return nil, fmt.Errorf("batch %d of epoch %d holds no float data", b.Index, b.Epoch)
+	}
+	return floatTensor(b.Float[:b.N*b.C*b.H*b.W], []int64{int64(b.N), int64(b.C), int64(b.H), int64(b.W)}, dev), nil
+}
