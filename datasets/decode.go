@@ -80,6 +80,49 @@ func DecodeImage(data []byte, dst *Image) error {
 	return fmt.Errorf("unknown image format (first bytes % x): want JPEG or PNG", data[:min(len(data), 8)])
 }
 
+// decodeImageRegion decodes the image in data for a caller that needs only
+// part of it: it calls plan with the image's size, and plan returns the
+// rectangle (x, y, w, h) wanted, which must lie inside the image. dst then
+// holds at least that rectangle: the image's pixels from (offX, offY) on,
+// identical to those of DecodeImage. JPEGs decoded by libjpeg-turbo are
+// decoded only down to the rectangle's bottom row and converted to pixels
+// only around it; other images are decoded whole (offX = offY = 0).
+func decodeImageRegion(data []byte, dst *Image, plan func(width, height int) (x, y, w, h int)) (offX, offY int, err error) {
+	if !turboAvailable || sniffFormat(data) != formatJPEG {
+		if err := DecodeImage(data, dst); err != nil {
+			return 0, 0, err
+		}
+		x, y, w, h := plan(dst.Width, dst.Height)
+		return 0, 0, checkRegion(dst.Width, dst.Height, x, y, w, h)
+	}
+	width, height, err := jpegSizeTurbo(data)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := checkImageSize(width, height); err != nil {
+		return 0, 0, err
+	}
+	x, y, w, h := plan(width, height)
+	if err := checkRegion(width, height, x, y, w, h); err != nil {
+		return 0, 0, err
+	}
+	// Room for whole rows, so that the decoder never has to ask for more.
+	if n := width * h * 3; cap(dst.Pix) < n {
+		dst.Pix = make([]uint8, 0, n)
+	}
+	xoff, err := decodeJPEGRegionTurbo(data, x, y, w, h, dst)
+	return xoff, y, err
+}
+
+// checkRegion checks that the w x h rectangle at (x, y) lies inside a
+// width x height image.
+func checkRegion(width, height, x, y, w, h int) error {
+	if x < 0 || y < 0 || w <= 0 || h <= 0 || x+w > width || y+h > height {
+		return fmt.Errorf("region %dx%d at (%d,%d) is not inside the %dx%d image", w, h, x, y, width, height)
+	}
+	return nil
+}
+
 // DecodeImageFile reads and decodes the JPEG or PNG file at path; errors
 // name the file.
 func DecodeImageFile(path string, dst *Image) error {

@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -55,6 +56,55 @@ func (ds *FileDataset) Load(i int, dst *Image) error {
 		return fmt.Errorf("%s sample %d: %w", ds.name, i, err)
 	}
 	return nil
+}
+
+// loadRegion is Load for a caller that needs only part of the image (see
+// decodeImageRegion), reading the file into *file, a buffer reused from
+// call to call. Errors are those of Load.
+func (ds *FileDataset) loadRegion(i int, dst *Image, file *[]byte, plan func(w, h int) (x, y, cw, ch int)) (offX, offY int, err error) {
+	if err := checkIndex(ds.name, i, ds.Len()); err != nil {
+		return 0, 0, err
+	}
+	path := ds.files[i]
+	data, err := readFileInto(path, (*file)[:0])
+	*file = data[:0]
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s sample %d: %w", ds.name, i, err)
+	}
+	offX, offY, err = decodeImageRegion(data, dst, plan)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s sample %d: decode %s: %w", ds.name, i, path, err)
+	}
+	return offX, offY, nil
+}
+
+// readFileInto reads the file at path into buf (from its start, growing it
+// when needed) and returns the contents, with the errors of os.ReadFile.
+func readFileInto(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return buf[:0], err
+	}
+	defer f.Close()
+	buf = buf[:0]
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		if n := fi.Size() + 512; n < 1<<31 && int64(cap(buf)) < n {
+			buf = make([]byte, 0, n)
+		}
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // isImageName reports whether a file name has a JPEG or PNG extension.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -105,6 +106,14 @@ type Loader struct {
 	pool    sync.Pool
 	skipped atomic.Int64
 
+	// When the transform starts with a RandomResizedCrop and the data set
+	// can decode part of an image, the crop is fused with decoding: only
+	// the rows and columns the crop needs are decoded, and the resize reuses
+	// the worker's buffers. The result is the same as without fusing.
+	regions regionLoader
+	crop    RandomResizedCrop
+	rest    Transform
+
 	mu     sync.Mutex
 	closed bool
 	open   map[*EpochIter]struct{}
@@ -146,6 +155,11 @@ func NewLoader(ds Dataset, cfg LoaderConfig) (*Loader, error) {
 		return nil, errors.New("loader: empty data set")
 	}
 	l := &Loader{ds: ds, cfg: cfg, open: map[*EpochIter]struct{}{}}
+	if rl, ok := ds.(regionLoader); ok {
+		if crop, rest, ok := leadingCrop(cfg.Transform); ok && crop.Size > 0 {
+			l.regions, l.crop, l.rest = rl, crop, rest
+		}
+	}
 	l.pool.New = func() any { return &Batch{} }
 	return l, nil
 }
@@ -355,12 +369,52 @@ func (it *EpochIter) Close() error {
 	return nil
 }
 
-// worker holds one goroutine's reusable decode buffer.
+// regionLoader is implemented by data sets that can decode part of an
+// image (FileDataset): loadRegion is Load for a caller that needs only the
+// rectangle plan returns, see decodeImageRegion; file is a read buffer
+// reused from call to call.
+type regionLoader interface {
+	loadRegion(i int, dst *Image, file *[]byte, plan func(w, h int) (x, y, cw, ch int)) (offX, offY int, err error)
+}
+
+// worker holds one goroutine's reusable buffers.
 type worker struct {
 	l     *Loader
 	epoch int
 	order []int
-	img   Image
+	img   Image // decoded image
+	// Fused crop: the file's bytes, the resized crop and resize scratch.
+	file []byte
+	out  Image
+	rs   resizeScratch
+}
+
+// load loads sample idx and applies the transform, drawing from rng.
+func (w *worker) load(idx int, rng *rand.Rand) (*Image, error) {
+	l := w.l
+	if l.regions == nil {
+		if err := l.ds.Load(idx, &w.img); err != nil {
+			return nil, err
+		}
+		if l.cfg.Transform == nil {
+			return &w.img, nil
+		}
+		return l.cfg.Transform.Apply(&w.img, rng), nil
+	}
+	// RandomResizedCrop.Apply, fused with decoding.
+	var top, left, h, wd int
+	offX, offY, err := l.regions.loadRegion(idx, &w.img, &w.file, func(width, height int) (int, int, int, int) {
+		top, left, h, wd = l.crop.Params(width, height, rng)
+		return left, top, wd, h
+	})
+	if err != nil {
+		return nil, err
+	}
+	img := resizeBilinearInto(&w.out, &w.img, left-offX, top-offY, wd, h, l.crop.Size, l.crop.Size, &w.rs)
+	if l.rest != nil {
+		img = l.rest.Apply(img, rng)
+	}
+	return img, nil
 }
 
 // build decodes, augments and assembles batch b.
@@ -388,18 +442,15 @@ func (w *worker) build(ctx context.Context, b int) (*Batch, error) {
 			return fail(err)
 		}
 		idx := w.order[k]
-		if err := l.ds.Load(idx, &w.img); err != nil {
+		rng := SampleRNG(cfg.Seed, w.epoch, idx)
+		img, err := w.load(idx, rng)
+		if err != nil {
 			if cfg.SkipBadImages {
 				batch.Skipped++
 				l.skipped.Add(1)
 				continue
 			}
 			return fail(err)
-		}
-		rng := SampleRNG(cfg.Seed, w.epoch, idx)
-		img := &w.img
-		if cfg.Transform != nil {
-			img = cfg.Transform.Apply(img, rng)
 		}
 		if err := img.Validate(); err != nil {
 			return fail(fmt.Errorf("loader: sample %d after transforms: %w", idx, err))

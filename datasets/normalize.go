@@ -62,6 +62,18 @@ func (n Normalize) Apply(img *Image, dst []float32) []float32 {
 		}
 		return dst
 	}
+	if img.Channels == 3 && out == 3 {
+		t0, t1, t2 := n.lut(0), n.lut(1), n.lut(2)
+		r := dst[:plane]
+		g := dst[plane : 2*plane][:len(r)]
+		b := dst[2*plane : 3*plane][:len(r)]
+		pix := img.Pix[:3*plane]
+		for i := range r {
+			p := pix[3*i : 3*i+3 : 3*i+3]
+			r[i], g[i], b[i] = t0[p[0]], t1[p[1]], t2[p[2]]
+		}
+		return dst
+	}
 	for c := 0; c < img.Channels && c < out; c++ {
 		t := n.lut(c)
 		d := dst[c*plane : (c+1)*plane]

@@ -102,6 +102,39 @@ func (t RandomResizedCrop) Apply(img *Image, rng *rand.Rand) *Image {
 	return ResizeBilinear(img, left, top, w, h, t.Size, t.Size)
 }
 
+// leadingCrop splits t into the RandomResizedCrop it applies first and the
+// transforms that follow it (nil when none), for a Loader that fuses the
+// crop with decoding; ok is false when t does not start with one.
+func leadingCrop(t Transform) (crop RandomResizedCrop, rest Transform, ok bool) {
+	switch t := t.(type) {
+	case RandomResizedCrop:
+		return t, nil, true
+	case *RandomResizedCrop:
+		if t != nil {
+			return *t, nil, true
+		}
+	case Compose:
+		for i, s := range t {
+			if s == nil {
+				continue
+			}
+			crop, inner, ok := leadingCrop(s)
+			if !ok {
+				return RandomResizedCrop{}, nil, false
+			}
+			after := t[i+1:]
+			if inner == nil {
+				if len(after) == 0 {
+					return crop, nil, true
+				}
+				return crop, after, true
+			}
+			return crop, append(Compose{inner}, after...), true
+		}
+	}
+	return RandomResizedCrop{}, nil, false
+}
+
 // ResizeShorter resizes the image so that its shorter side is Size, the
 // longer one int(Size*long/short) (torchvision's Resize(int)), bilinear.
 type ResizeShorter struct{ Size int }
