@@ -114,3 +114,11 @@ func TestErrorLines(t *testing.T) {
 		t.Errorf("torch_api.cpp lines %v, want [30]", g)
 	}
 }
+
+func TestTrimTensorOverhead(t *testing.T) {
+	src := "\tx := new(Tensor)\n\tx.ctensor = ctensor\n\tx.d = new(bigStruct)\n\n\tlock.Lock()\n"
+	out, n := trimTensorOverhead(src)
+	if n != 1 || strings.Contains(out, "\tx.d = new(bigStruct)\n") || !strings.Contains(out, "x.ctensor = ctensor") {
+		t.Fatalf("trimmed %d:\n%s", n, out)
+	}
+}
