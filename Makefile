@@ -24,7 +24,7 @@ build: setup
 # (Debian's dataset-fashion-mnist) on the CPU, then its evaluation on the 10,000 test images.
 demo: build
 	bin/gsrmt-cli train --dataset fashion-mnist --img-size 28 --variant swat --preset nano \
-	    --epochs 1 --batch-size 64 --limit-train 15000 --lr 2e-3 --warmup-epochs 0.1 \
+	    --epochs 1 --batch-size 64 --limit-train 15000 --lr 3e-3 --warmup-epochs 0.1 --crop-padding 0 \
 	    --mixup 0 --cutmix 0 --threads 2 --out $(DEMO_OUT)
 	bin/gsrmt-cli eval --checkpoint $(DEMO_OUT)/best.pt --threads 2
 

@@ -58,14 +58,7 @@ func runEval(c *cli.Context) error {
 	if c.Int("limit-eval") < 0 {
 		return usagef("--limit-eval %d: want a non-negative count", c.Int("limit-eval"))
 	}
-	dev, err := parseDevice(c.String("device"))
-	if err != nil {
-		return err
-	}
-	if err := applyRuntime(c); err != nil {
-		return err
-	}
-	l, err := loadForInference(c, c.String("checkpoint"), dev)
+	l, dev, err := openCheckpoint(c)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,19 @@ type loaded struct {
 	ours    bool // the file records its config
 }
 
+// openCheckpoint applies --device and --threads, then loads --checkpoint.
+func openCheckpoint(c *cli.Context) (*loaded, gotch.Device, error) {
+	dev, err := parseDevice(c.String("device"))
+	if err != nil {
+		return nil, dev, err
+	}
+	if err := applyRuntime(c); err != nil {
+		return nil, dev, err
+	}
+	l, err := loadForInference(c, c.String("checkpoint"), dev)
+	return l, dev, err
+}
+
 // loadForInference builds the model a checkpoint describes (or, for a bare
 // state_dict, the one the model flags describe) and loads its weights strictly.
 func loadForInference(c *cli.Context, path string, dev gotch.Device) (*loaded, error) {

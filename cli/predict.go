@@ -55,14 +55,7 @@ func runPredict(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef("predict takes no arguments, got %q (use --image FILE)", c.Args().Slice())
 	}
-	dev, err := parseDevice(c.String("device"))
-	if err != nil {
-		return err
-	}
-	if err := applyRuntime(c); err != nil {
-		return err
-	}
-	l, err := loadForInference(c, c.String("checkpoint"), dev)
+	l, dev, err := openCheckpoint(c)
 	if err != nil {
 		return err
 	}

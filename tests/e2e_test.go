@@ -266,7 +266,7 @@ func TestCLIBadTrainFlags(t *testing.T) {
 		{"--grad-clip", "-1"}, {"--ema", "1.5"}, {"--device", "tpu"}, {"--threads", "-1"}, {"--workers", "-2"},
 		{"--gate", "x"}, {"--swat-norm", "x"}, {"--window", "0"}, {"--recipe", "imagenet"}, {"--eval-every", "0"},
 		{"--limit-train", "-5"}, {"--img-size", "4"}, {"--drop-path", "1"}, {"--random-erasing", "2"},
-		{"--resume", "/nonexistent/last.pt"},
+		{"--resume", "/nonexistent/last.pt"}, {"--crop-padding", "-1"},
 	} {
 		_, errOut, code := runCLI(t, append(append([]string{}, base...), bad...)...)
 		if code != 2 || !strings.Contains(errOut, bad[0]) {
@@ -277,7 +277,7 @@ func TestCLIBadTrainFlags(t *testing.T) {
 
 // longRun runs one epoch of nano SWAT on a real data set; opt-in with
 // GSRMT_LONG_TESTS=1 because it takes minutes on 2 cores.
-func longRun(t *testing.T, dataset, dir string, side int) *train.Result {
+func longRun(t *testing.T, dataset, dir string, side int, lr float64, cropPad int) *train.Result {
 	t.Helper()
 	if os.Getenv("GSRMT_LONG_TESTS") == "" {
 		t.Skip("one real epoch takes minutes on 2 cores: set GSRMT_LONG_TESTS=1 to run it")
@@ -287,7 +287,7 @@ func longRun(t *testing.T, dataset, dir string, side int) *train.Result {
 		t.Fatal(err)
 	}
 	o := train.Options{Dataset: dataset, DataDir: dir, ImgSize: side, Model: cfg, Recipe: "default", Epochs: 1,
-		Batch: 64, LR: 2e-3, MinLR: 1e-5, WD: 0.05, Warmup: 0.1, Smooth: 0.1, DropLast: true, Device: gotch.CPU,
+		Batch: 64, LR: lr, MinLR: 1e-5, CropPad: cropPad, WD: 0.05, Warmup: 0.1, Smooth: 0.1, DropLast: true, Device: gotch.CPU,
 		Threads: 2, Workers: 2, Seed: 0, Out: filepath.Join(t.TempDir(), "run"), EvalEvery: 1, Log: os.Stderr}
 	start := time.Now()
 	res, err := train.Run(context.Background(), o)
@@ -301,14 +301,14 @@ func longRun(t *testing.T, dataset, dir string, side int) *train.Result {
 }
 
 func TestFashionMNISTOneEpochReaches85(t *testing.T) {
-	res := longRun(t, "fashion-mnist", testutil.FashionMNISTDir(t), 28)
+	res := longRun(t, "fashion-mnist", testutil.FashionMNISTDir(t), 28, 3e-3, 0)
 	if top1 := res.Metrics[0].TestTop1; top1 < 85 {
 		t.Errorf("test top-1 %.2f %% after one epoch, want at least 85 %%", top1)
 	}
 }
 
 func TestCIFAR10ImagesOneEpoch(t *testing.T) {
-	res := longRun(t, "imagefolder", testutil.SharedCIFAR10(t), 32)
+	res := longRun(t, "imagefolder", testutil.SharedCIFAR10(t), 32, 2e-3, 4)
 	if top1 := res.Metrics[0].TestTop1; top1 < 30 {
 		t.Errorf("test top-1 %.2f %% after one epoch of CIFAR-10, want well above chance (30 %%)", top1)
 	}

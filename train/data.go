@@ -82,9 +82,13 @@ func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error)
 	}
 	p := &DataPlan{Train: limit(tr, o.LimitTr), Test: limit(te, o.LimitEv), Normalize: datasets.NormalizationFor(o.Dataset)}
 	side := o.ImgSize
-	if n := nativeSide(o.Dataset); n == side {
-		p.trainT = datasets.Compose{datasets.RandomCrop{Size: side, Padding: 4}, datasets.HorizontalFlip{P: 0.5}}
-		p.TrainAugment = fmt.Sprintf("random crop %d with 4 px zero padding, horizontal flip 0.5", side)
+	if n := nativeSide(o.Dataset); n == side || (n == 0 && firstImageIsSide(p.Train, side)) {
+		p.trainT = datasets.Compose{datasets.HorizontalFlip{P: 0.5}}
+		p.TrainAugment = "horizontal flip 0.5"
+		if o.CropPad > 0 {
+			p.trainT = datasets.Compose{datasets.RandomCrop{Size: side, Padding: o.CropPad}, datasets.HorizontalFlip{P: 0.5}}
+			p.TrainAugment = fmt.Sprintf("random crop %d with %d px zero padding, horizontal flip 0.5", side, o.CropPad)
+		}
 		p.EvalTransform = "none"
 		if o.RandAug {
 			p.trainT = append(p.trainT.(datasets.Compose), datasets.DefaultRandAugment)
@@ -139,7 +143,7 @@ func EvalData(dataset, dir string, split datasets.Split, imgSize, limitN int, sp
 	if ds.Len() == 0 {
 		return nil, nil, fmt.Errorf("%s at %s: the %s split has no images", dataset, dir, split)
 	}
-	if nativeSide(dataset) == imgSize {
+	if nativeSide(dataset) == imgSize || (nativeSide(dataset) == 0 && firstImageIsSide(ds, imgSize)) {
 		return ds, nil, nil
 	}
 	return ds, datasets.EvalTransform(imgSize), nil
@@ -159,4 +163,15 @@ func PredictInput(img *datasets.Image, side int, norm datasets.Normalize) []floa
 		img = datasets.EvalTransform(side).Apply(img, nil)
 	}
 	return norm.Apply(img, make([]float32, norm.Len(img)))
+}
+
+// firstImageIsSide reports whether the first image of a data set is already
+// side x side (a folder of CIFAR-10 images at 32 px, say): such data sets get
+// the small-image transforms (random crop with padding, no eval resize).
+func firstImageIsSide(ds datasets.Dataset, side int) bool {
+	if ds.Len() == 0 {
+		return false
+	}
+	img := &datasets.Image{}
+	return ds.Load(0, img) == nil && img.Width == side && img.Height == side
 }

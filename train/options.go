@@ -18,19 +18,22 @@ type Options struct {
 	SplitSeed     uint64
 	SkipBadImages bool
 
-	Model    gsrmt.Config // NumClasses is set from the data set
-	ImgSize  int
-	Recipe   string // recorded: default, cifar or mini-imagenet
-	Epochs   int
-	Batch    int
-	LR       float64 // peak learning rate
-	MinLR    float64
-	WD       float64
-	Warmup   float64 // warmup epochs
-	Smooth   float64 // label smoothing
-	Mixup    float64 // Mixup alpha (0: off)
-	CutMix   float64 // CutMix alpha (0: off)
-	RandAug  bool
+	Model   gsrmt.Config // NumClasses is set from the data set
+	ImgSize int
+	Recipe  string // recorded: default, cifar or mini-imagenet
+	Epochs  int
+	Batch   int
+	LR      float64 // peak learning rate
+	MinLR   float64
+	WD      float64
+	Warmup  float64 // warmup epochs
+	Smooth  float64 // label smoothing
+	Mixup   float64 // Mixup alpha (0: off)
+	CutMix  float64 // CutMix alpha (0: off)
+	RandAug bool
+	// CropPad is the zero padding of the random crop used at a data set's
+	// native side (CIFAR-10 32 px, Fashion-MNIST 28 px); 0 turns the crop off.
+	CropPad  int
 	Erasing  float64 // Random Erasing probability (0: off)
 	GradClip float64 // max global gradient norm (0: off)
 	EMA      float64 // EMA decay (0: off)
@@ -117,6 +120,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("mixup %v: want a non-negative alpha (0 turns it off)", o.Mixup)
 	case o.CutMix < 0:
 		return fmt.Errorf("cutmix %v: want a non-negative alpha (0 turns it off)", o.CutMix)
+	case o.CropPad < 0 || o.CropPad >= o.ImgSize:
+		return fmt.Errorf("crop-padding %d: want 0 (no random crop) up to %d pixels", o.CropPad, o.ImgSize-1)
 	case o.Erasing < 0 || o.Erasing > 1:
 		return fmt.Errorf("random-erasing %v: want a probability in [0, 1]", o.Erasing)
 	case o.GradClip < 0:

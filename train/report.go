@@ -84,6 +84,7 @@ type runConfig struct {
 	Mixup          float64   `json:"mixup"`
 	CutMix         float64   `json:"cutmix"`
 	RandAugment    bool      `json:"randaugment"`
+	CropPadding    int       `json:"crop_padding"`
 	RandomErasing  float64   `json:"random_erasing"`
 	GradClip       float64   `json:"grad_clip"`
 	EMA            float64   `json:"ema"`
@@ -109,7 +110,7 @@ func writeConfig(path string, r *run) error {
 		NormMean: n.Mean[:], NormStd: n.Std[:], GrayToRGB: n.OutChannels == 3 && nativeSide(o.Dataset) == 28,
 		Recipe: o.Recipe, Epochs: o.Epochs, BatchSize: o.Batch, StepsPerEpoch: r.spe, LR: o.LR, MinLR: o.MinLR,
 		WarmupEpochs: o.Warmup, WarmupSteps: r.sched.WarmupSteps, Optimizer: "adamw (0.9, 0.999), eps 1e-8, decoupled decay, none on biases/norms/layerscale",
-		WeightDecay: o.WD, LabelSmoothing: o.Smooth, Mixup: o.Mixup, CutMix: o.CutMix, RandAugment: o.RandAug,
+		WeightDecay: o.WD, LabelSmoothing: o.Smooth, Mixup: o.Mixup, CutMix: o.CutMix, RandAugment: o.RandAug, CropPadding: o.CropPad,
 		RandomErasing: o.Erasing, GradClip: o.GradClip, EMA: o.EMA, AMP: o.AMP, DropLast: o.DropLast,
 		Device: DeviceName(o.Device), Threads: o.Threads, Workers: o.Workers, Seed: o.Seed,
 		LimitTrain: o.LimitTr, LimitEval: o.LimitEv, EvalEvery: o.EvalEvery, Resume: o.Resume,
