@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/gsrmt/gsrmt/internal/torch"
@@ -47,10 +48,7 @@ func CopyState(dst, src *gsrmt.Model) error {
 	return nil
 }
 
-func isCounter(p *gsrmt.Param) bool {
-	n := p.Name
-	return len(n) > 20 && n[len(n)-20:] == ".num_batches_tracked"
-}
+func isCounter(p *gsrmt.Param) bool { return strings.HasSuffix(p.Name, ".num_batches_tracked") }
 
 // Update moves the average towards m.
 func (e *EMA) Update(m *gsrmt.Model) (err error) {
