@@ -35,6 +35,7 @@ func newApp() *cli.App {
 			evalCommand(),
 			predictCommand(),
 			benchCommand(),
+			benchDataCommand(),
 			convertCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {

@@ -131,3 +131,39 @@ func TestCLIInfo(t *testing.T) {
 		}
 	}
 }
+
+func TestCLIBenchAndBenchData(t *testing.T) {
+	out, errOut, code := runCLI(t, "bench", "--variant", "rmt", "--preset", "nano", "--img-size", "32", "--batch-size", "4",
+		"--steps", "2", "--warmup", "1", "--threads", "1", "--json")
+	if code != 0 {
+		t.Fatalf("bench exited %d: %s", code, errOut)
+	}
+	var b map[string]any
+	if err := json.Unmarshal([]byte(out), &b); err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, out)
+	}
+	for _, k := range []string{"train_ms_per_step", "eval_ms_per_step", "train_images_per_s", "eval_images_per_s", "peak_rss_mb"} {
+		if v, ok := b[k].(float64); !ok || v <= 0 {
+			t.Errorf("bench --json: %s = %v", k, b[k])
+		}
+	}
+	if _, errOut, code := runCLI(t, "bench", "--amp", "--device", "cpu"); code == 0 || !strings.Contains(errOut, "amp") {
+		t.Errorf("bench --amp on the CPU: exit %d, %q", code, errOut)
+	}
+	dir := testutil.FashionMNISTDir(t)
+	out, errOut, code = runCLI(t, "bench-data", "--dataset", "fashion-mnist", "--data-dir", dir, "--img-size", "28",
+		"--batch-size", "64", "--workers", "2", "--batches", "3", "--json")
+	if code != 0 {
+		t.Fatalf("bench-data exited %d: %s", code, errOut)
+	}
+	var d struct {
+		ImagesPerS float64 `json:"images_per_s"`
+		Images     int     `json:"images"`
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil || d.Images != 3*64 || d.ImagesPerS <= 0 {
+		t.Errorf("bench-data --json: %v %s", err, out)
+	}
+	if _, errOut, code := runCLI(t, "bench-data", "--workers", "0"); code != 2 || !strings.Contains(errOut, "--workers") {
+		t.Errorf("bench-data --workers 0: exit %d, %q", code, errOut)
+	}
+}

@@ -2,9 +2,11 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/gsrmt/gsrmt/datasets"
 )
@@ -174,4 +176,62 @@ func firstImageIsSide(ds datasets.Dataset, side int) bool {
 	}
 	img := &datasets.Image{}
 	return ds.Load(0, img) == nil && img.Width == side && img.Height == side
+}
+
+// DataBenchResult is what `gsrmt-cli bench-data` reports.
+type DataBenchResult struct {
+	Dataset      string  `json:"dataset"`
+	ImgSize      int     `json:"img_size"`
+	Batch        int     `json:"batch_size"`
+	Workers      int     `json:"workers"`
+	Batches      int     `json:"batches"`
+	Images       int     `json:"images"`
+	Seconds      float64 `json:"seconds"`
+	ImagesPerS   float64 `json:"images_per_s"`
+	TrainAugment string  `json:"train_augment"`
+}
+
+// BenchData times the training input pipeline of a data set (decode,
+// augment, normalize, Mixup/CutMix as the options say) over up to batches
+// batches of epoch 0, after one untimed batch.
+func BenchData(ctx context.Context, o Options, batches int) (DataBenchResult, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	res := DataBenchResult{Dataset: o.Dataset, ImgSize: o.ImgSize, Batch: o.Batch, Workers: o.Workers}
+	data, err := openData(ctx, &o, o.Log)
+	if err != nil {
+		return res, err
+	}
+	res.TrainAugment = data.TrainAugment
+	l, err := data.trainLoader(&o, len(data.Train.Classes()))
+	if err != nil {
+		return res, err
+	}
+	defer l.Close()
+	it := l.Epoch(ctx, 0)
+	defer it.Close()
+	var start time.Time
+	for b := 0; b <= batches; b++ {
+		batch, err := it.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return res, fmt.Errorf("bench-data: %w", err)
+		}
+		if b == 0 {
+			start = time.Now() // the first batch includes the workers' start-up
+		} else {
+			res.Images += batch.N
+			res.Batches++
+		}
+		batch.Release()
+	}
+	res.Seconds = time.Since(start).Seconds()
+	if res.Batches == 0 {
+		return res, fmt.Errorf("bench-data: %s has fewer than 2 batches of %d images", o.Dataset, o.Batch)
+	}
+	res.ImagesPerS = float64(res.Images) / res.Seconds
+	return res, nil
 }
