@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/gsrmt/gsrmt/datasets"
 	"github.com/gsrmt/gsrmt/train"
 	"github.com/urfave/cli/v2"
 )
@@ -40,7 +41,7 @@ Examples:
 				return usagef("bench-data takes no arguments, got %q", c.Args().Slice())
 			}
 			dataset := strings.ToLower(c.String("dataset"))
-			if err := oneOfFlag("dataset", dataset, []string{"cifar10", "mini-imagenet", "fashion-mnist", "mnist", "imagefolder"}); err != nil {
+			if err := oneOfFlag("dataset", dataset, datasets.Names()); err != nil {
 				return err
 			}
 			for _, f := range []string{"img-size", "batch-size", "workers", "batches"} {

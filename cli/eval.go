@@ -73,7 +73,7 @@ func runEval(c *cli.Context) error {
 	if dataset == "" {
 		return usagef("--dataset: the checkpoint does not say which data set it was trained on; give --dataset and --data-dir")
 	}
-	if err := oneOfFlag("dataset", dataset, []string{"cifar10", "mini-imagenet", "fashion-mnist", "mnist", "imagefolder"}); err != nil {
+	if err := oneOfFlag("dataset", dataset, datasets.Names()); err != nil {
 		return err
 	}
 	if dir == "" && dataset == "fashion-mnist" {

@@ -124,7 +124,7 @@ func runTrain(c *cli.Context) error {
 		return usagef("train takes no arguments, got %q (flags start with --)", c.Args().Slice())
 	}
 	dataset := strings.ToLower(c.String("dataset"))
-	if err := oneOfFlag("dataset", dataset, []string{"cifar10", "mini-imagenet", "fashion-mnist", "mnist", "imagefolder"}); err != nil {
+	if err := oneOfFlag("dataset", dataset, datasets.Names()); err != nil {
 		return err
 	}
 	o := train.Options{Dataset: dataset, DataDir: c.String("data-dir"), Download: c.Bool("download"),

@@ -120,7 +120,7 @@ func TestDecodeRegionPIL(t *testing.T) {
 		t.Fatalf("python: %v\n%s", err, out)
 	}
 	if strings.Contains(string(out), "NO_PIL") {
-		t.Skip("Pillow not installed")
+		testutil.Missing(t, "Pillow not installed (apt-get install python3-pil)")
 	}
 	for i, name := range []string{"sub0", "sub1", "sub2", "progressive", "progressive444", "restart", "cmyk"} {
 		t.Run(name, func(t *testing.T) {

@@ -162,7 +162,7 @@ func TestDecodeJPEGAgainstPIL(t *testing.T) {
 		t.Fatalf("python: %v\n%s", err, out)
 	}
 	if strings.Contains(string(out), "NO_PIL") {
-		t.Skip("Pillow not installed")
+		testutil.Missing(t, "Pillow not installed (apt-get install python3-pil)")
 	}
 	for _, name := range []string{"rgb", "gray", "cmyk"} {
 		t.Run(name, func(t *testing.T) {

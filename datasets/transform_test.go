@@ -79,7 +79,7 @@ func TestResizeBilinearMatchesPillow(t *testing.T) {
 		t.Fatalf("python: %v\n%s", err, out)
 	}
 	if bytes.Contains(out, []byte("NO_PIL")) {
-		t.Skip("Pillow not installed")
+		testutil.Missing(t, "Pillow not installed (apt-get install python3-pil)")
 	}
 	want, err := os.ReadFile(outPath)
 	if err != nil {

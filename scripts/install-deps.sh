@@ -4,11 +4,11 @@
 #   libtorch-dev: the CPU libtorch (setup-libtorch.sh also installs it on demand)
 #   libjpeg62-turbo-dev: fast JPEG decoding in package datasets
 #   dataset-fashion-mnist: real data for the demo and tests, offline
-#   python3-torch python3-numpy python3-torchvision: PyTorch interop tests and benchmarks
+#   python3-torch python3-numpy python3-pil python3-torchvision: PyTorch interop tests and benchmarks
 # Usage: scripts/install-deps.sh [--minimal]   (--minimal: only what the demo needs)
 set -euo pipefail
 pkgs=(g++ make binutils unzip curl ca-certificates libtorch-dev libjpeg62-turbo-dev dataset-fashion-mnist)
-[ "${1:-}" = --minimal ] || pkgs+=(python3-torch python3-numpy python3-torchvision)
+[ "${1:-}" = --minimal ] || pkgs+=(python3-torch python3-numpy python3-pil python3-torchvision)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -39,13 +39,20 @@ func PythonTorch(t testing.TB) string {
 		}
 	})
 	if pythonPath == "" {
-		msg := "no Python with torch and numpy (install python3-torch, or set GSRMT_PYTHON): " + pythonErr
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		Missing(t, "no Python with torch and numpy (install python3-torch, or set GSRMT_PYTHON): "+pythonErr)
 	}
 	return pythonPath
+}
+
+// Missing reports that something a test needs is not installed: the test
+// is skipped with msg, except under CI (CI set), where every dependency is
+// installed by .ci/run and its absence fails the test.
+func Missing(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
 }
 
 func lastLine(s string) string {
@@ -90,11 +97,7 @@ func FashionMNISTDir(t testing.TB) string {
 		dir = "/usr/share/datasets/fashion-mnist"
 	}
 	if _, err := os.Stat(dir); err != nil {
-		msg := "Fashion-MNIST not found at " + dir + " (apt-get install dataset-fashion-mnist)"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		Missing(t, "Fashion-MNIST not found at "+dir+" (apt-get install dataset-fashion-mnist)")
 	}
 	return dir
 }
