@@ -48,7 +48,9 @@ func TestNanoMemorizesRandomImages(t *testing.T) {
 			var loss float32
 			var rssWarm int64
 			for step := 1; step <= steps; step++ {
-				opt.ZeroGrad()
+				if err := opt.ZeroGrad(); err != nil {
+					t.Fatal(err)
+				}
 				logits, err := m.Forward(x, true)
 				if err != nil {
 					t.Fatal(err)

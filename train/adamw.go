@@ -4,8 +4,6 @@ package train
 
 import (
 	"fmt"
-	"math"
-	"runtime"
 
 	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/gsrmt/gsrmt/internal/torch"
@@ -34,6 +32,9 @@ type AdamW struct {
 
 	params []*gsrmt.Param
 	m, v   []*ts.Tensor // first and second moments, created on the first step
+	decay  []bool       // weight decay per parameter
+	// foreach: the multi-tensor update (parameters on CUDA).
+	foreach bool
 }
 
 // NewAdamW prepares an optimizer for params (those with Trainable set).
@@ -53,88 +54,59 @@ func NewAdamW(params []*gsrmt.Param, cfg AdamWConfig) (*AdamW, error) {
 	if len(o.params) == 0 {
 		return nil, fmt.Errorf("adamw: no trainable parameters")
 	}
+	for _, p := range o.params {
+		o.decay = append(o.decay, !p.NoDecay)
+	}
+	dev, err := o.params[0].Tensor.Device()
+	if err != nil {
+		return nil, fmt.Errorf("adamw: device of %s: %w", o.params[0].Name, err)
+	}
+	o.foreach = dev.IsCuda()
 	return o, nil
 }
 
-// ZeroGrad clears every parameter's gradient.
-func (o *AdamW) ZeroGrad() {
-	for _, p := range o.params {
-		g := p.Tensor.MustGrad(false)
-		if g.MustDefined() {
-			g.MustZero_()
-		}
-		g.MustDrop()
+// ZeroGrad clears every parameter's gradient in place.
+func (o *AdamW) ZeroGrad() error {
+	if err := torch.ZeroGrad(o.tensors()); err != nil {
+		return fmt.Errorf("adamw: %w", err)
 	}
+	return nil
 }
 
-// Update takes one AdamW step at learning rate lr, exactly as PyTorch 1.13's
-// single-tensor AdamW: p *= 1 - lr*wd; m = b1 m + (1-b1) g;
+func (o *AdamW) tensors() []*ts.Tensor {
+	t := make([]*ts.Tensor, len(o.params))
+	for i, p := range o.params {
+		t[i] = p.Tensor
+	}
+	return t
+}
+
+// Update takes one AdamW step at learning rate lr, exactly as
+// torch.optim.AdamW: p *= 1 - lr*wd; m = b1 m + (1-b1) g;
 // v = b2 v + (1-b2) g^2; p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
-// Parameters without a gradient are skipped.
+// Parameters without a gradient are skipped. On the CPU it runs PyTorch's
+// single-tensor form (foreach=False, bit-identical to PyTorch's); on CUDA
+// the multi-tensor form, PyTorch's default there.
 func (o *AdamW) Update(lr float64) (err error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("adamw: step %d: %v", o.Step+1, r)
 		}
 	}()
-	prev := torch.SetGradEnabled(false)
-	defer torch.SetGradEnabled(prev)
-
+	params := o.tensors()
 	if o.m == nil {
-		for _, p := range o.params {
-			o.m = append(o.m, p.Tensor.MustZerosLike(false))
-			o.v = append(o.v, p.Tensor.MustZerosLike(false))
+		for _, p := range params {
+			o.m = append(o.m, p.MustZerosLike(false))
+			o.v = append(o.v, p.MustZerosLike(false))
 		}
+	}
+	c := o.Config
+	err = torch.AdamW(params, o.m, o.v, o.decay, torch.AdamWStep{LR: lr, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps,
+		WeightDecay: c.WeightDecay, Step: o.Step + 1, Foreach: o.foreach})
+	if err != nil {
+		return fmt.Errorf("adamw: %w", err)
 	}
 	o.Step++
-	c := o.Config
-	bc1 := 1 - math.Pow(c.Beta1, float64(o.Step))
-	bc2 := 1 - math.Pow(c.Beta2, float64(o.Step))
-	stepSize := lr / bc1
-	sqrtBC2 := math.Sqrt(bc2)
-
-	scalars := []*ts.Scalar{}
-	sc := func(v float64) *ts.Scalar {
-		s := ts.FloatScalar(v)
-		scalars = append(scalars, s)
-		return s
-	}
-	defer func() {
-		for _, s := range scalars {
-			s.MustDrop()
-		}
-	}()
-	for i, p := range o.params {
-		g := p.Tensor.MustGrad(false)
-		if !g.MustDefined() {
-			g.MustDrop()
-			continue
-		}
-		if !p.NoDecay && c.WeightDecay != 0 {
-			p.Tensor.MustMulScalar_(sc(1 - lr*c.WeightDecay))
-		}
-		m, v := o.m[i], o.v[i]
-		m.MustMulScalar_(sc(c.Beta1))
-		gs := g.MustMulScalar(sc(1-c.Beta1), false)
-		m.MustAdd_(gs)
-		gs.MustDrop()
-		v.MustMulScalar_(sc(c.Beta2))
-		g2 := g.MustMul(g, false)
-		g2.MustMulScalar_(sc(1 - c.Beta2))
-		v.MustAdd_(g2)
-		g2.MustDrop()
-		denom := v.MustSqrt(false)
-		denom.MustDivScalar_(sc(sqrtBC2))
-		denom.MustAddScalar_(sc(c.Eps))
-		upd := m.MustDiv(denom, false)
-		upd.MustMulScalar_(sc(-stepSize))
-		p.Tensor.MustAdd_(upd)
-		upd.MustDrop()
-		denom.MustDrop()
-		g.MustDrop()
-	}
 	return nil
 }
 

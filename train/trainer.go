@@ -334,7 +334,9 @@ func (r *run) trainStep(b *datasets.Batch, lr float64) (float64, int, error) {
 	if targets != nil {
 		defer targets.MustDrop()
 	}
-	r.opt.ZeroGrad()
+	if err := r.opt.ZeroGrad(); err != nil {
+		return 0, 0, err
+	}
 	if o.AMP {
 		if _, err := torch.SetAutocast(true, torch.BFloat16); err != nil {
 			return 0, 0, err
