@@ -39,6 +39,17 @@ def rss_mb(field):
     return 0.0
 
 
+def blas_library():
+    """The BLAS library this process loaded, as gsrmt-cli bench reports it."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1] if len(line.split()) >= 6 else ""
+            base = os.path.basename(path)
+            if base.startswith(("libblas.so", "libopenblas", "libmkl_rt", "libflexiblas", "libblis")):
+                return path
+    return ""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--variant", default="swat")
@@ -51,6 +62,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--amp", action="store_true")
+    ap.add_argument("--profile", help="write a Chrome trace of one more training step and evaluation forward")
     ap.add_argument("--no-cache-tables", action="store_true", help="run the reference exactly as written")
     a = ap.parse_args()
     if not a.no_cache_tables:
@@ -92,6 +104,8 @@ def main():
         with torch.no_grad(), autocast():
             model(x)
 
+    peak_device = [0]
+
     def timed(f, n):
         out = []
         for _ in range(n):
@@ -100,6 +114,10 @@ def main():
             f()
             sync()
             out.append((time.perf_counter() - t) * 1000)
+            if dev.type == "cuda":
+                # The same measure as gsrmt-cli bench: device memory in use (total - free) after a step.
+                free, total = torch.cuda.mem_get_info(dev)
+                peak_device[0] = max(peak_device[0], total - free)
         return out
 
     model.train()
@@ -108,19 +126,31 @@ def main():
     timed(eval_step, a.warmup)
     rss_warm = rss_mb("VmRSS")
     model.train()
-    tr = statistics.median(timed(train_step, a.steps))
+    trs = timed(train_step, a.steps)
+    tr = statistics.median(trs)
     model.eval()
-    ev = statistics.median(timed(eval_step, a.steps))
+    evs = timed(eval_step, a.steps)
+    ev = statistics.median(evs)
+    if a.profile:
+        # The legacy profiler, as gsrmt-cli bench --profile uses, so that both carry the same overhead.
+        with torch.autograd.profiler.profile(use_kineto=False) as prof:
+            model.train()
+            timed(train_step, 1)
+            model.eval()
+            timed(eval_step, 1)
+        prof.export_chrome_trace(a.profile)
     res = {
         "variant": a.variant, "preset": a.preset, "img_size": a.img_size, "batch_size": a.batch_size,
         "threads": torch.get_num_threads(), "device": a.device, "amp": a.amp, "steps": a.steps,
-        "train_ms_per_step": tr, "eval_ms_per_step": ev,
+        "train_ms_per_step": tr, "eval_ms_per_step": ev, "train_ms_min": min(trs), "eval_ms_min": min(evs),
         "train_images_per_s": a.batch_size / tr * 1000, "eval_images_per_s": a.batch_size / ev * 1000,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_after_warmup_mb": rss_warm, "rss_end_mb": rss_mb("VmRSS"), "torch": torch.__version__,
+        "blas": blas_library(),
     }
     if dev.type == "cuda":
-        res["peak_device_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        res["peak_device_mb"] = peak_device[0] / 2**20
+        res["peak_allocated_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
     print(json.dumps(res))
 
 

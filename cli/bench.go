@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 
+	"github.com/gsrmt/gsrmt/internal/torch"
 	"github.com/gsrmt/gsrmt/train"
 	"github.com/urfave/cli/v2"
 )
@@ -15,6 +17,10 @@ func benchCommand() *cli.Command {
 		&cli.IntFlag{Name: "warmup", Value: 3, Usage: "untimed steps first"},
 		&cli.BoolFlag{Name: "amp", Usage: "bf16 autocast (CUDA only)"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+		&cli.BoolFlag{Name: "csv", Usage: "print a CSV header and one row"},
+		&cli.StringFlag{Name: "memory-log", Usage: "write `FILE.csv` with the resident memory (step,rss_mb) every --memory-every training steps"},
+		&cli.IntFlag{Name: "memory-every", Value: 100, Usage: "training steps between --memory-log rows"},
+		&cli.StringFlag{Name: "profile", Usage: "write a Chrome trace `FILE.json` of the libtorch ops of one more training step and evaluation forward"},
 	}
 	flags = append(flags, modelFlags(100)...)
 	flags = append(flags, runtimeFlags()...)
@@ -24,8 +30,12 @@ func benchCommand() *cli.Command {
 		Description: `Reports the median milliseconds per step and images per second after --warmup steps, and the
 process's peak resident memory. bench/compare.sh runs the PyTorch counterpart on the same config.
 
+A long run checks that memory stays flat: --steps 5000 --memory-log mem.csv writes the resident
+memory every 100 training steps; train_rss_growth_pct is the growth over the timed training steps.
+
 Examples:
    gsrmt-cli bench --variant swat --preset nano --img-size 32 --batch-size 64 --threads 2
+   gsrmt-cli bench --preset nano --img-size 32 --threads 2 --steps 5000 --memory-log mem.csv --csv
    gsrmt-cli bench --variant retention --preset paper --img-size 224 --batch-size 64 --device cuda --amp --json`,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
@@ -54,19 +64,56 @@ Examples:
 			if c.Bool("amp") && !c.IsSet("device") && dev.Name != "CUDA" {
 				return usagef("--amp: bf16 autocast needs a CUDA device; this machine has none (see gsrmt-cli env)")
 			}
-			res, err := train.Bench(cfg, cfg.ImageSize, c.Int("batch-size"), c.Int("steps"), c.Int("warmup"), dev, c.Bool("amp"))
+			if c.Bool("json") && c.Bool("csv") {
+				return usagef("--json and --csv: choose one output format")
+			}
+			if c.Int("memory-every") < 1 {
+				return usagef("--memory-every %d: want at least 1 step", c.Int("memory-every"))
+			}
+			opts := train.BenchOptions{ImgSize: cfg.ImageSize, Batch: c.Int("batch-size"), Steps: c.Int("steps"),
+				Warmup: c.Int("warmup"), Device: dev, AMP: c.Bool("amp"), Profile: c.String("profile")}
+			var logErr error
+			if path := c.String("memory-log"); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return fmt.Errorf("--memory-log: %w", err)
+				}
+				defer f.Close()
+				fmt.Fprintln(f, "step,rss_mb")
+				opts.MemoryEvery = c.Int("memory-every")
+				opts.MemoryLog = func(step int, rss float64) {
+					if _, err := fmt.Fprintf(f, "%d,%.1f\n", step, rss); err != nil && logErr == nil {
+						logErr = fmt.Errorf("--memory-log %s: %w", path, err)
+					}
+				}
+			}
+			res, err := train.Bench(cfg, opts)
 			if err != nil {
 				return err
+			}
+			if logErr != nil {
+				return logErr
 			}
 			if c.Bool("json") {
 				return json.NewEncoder(c.App.Writer).Encode(res)
 			}
+			if c.Bool("csv") {
+				_, err := fmt.Fprintf(c.App.Writer, "%s\n%s\n", train.BenchCSVHeader, res.CSV())
+				return err
+			}
 			w := c.App.Writer
 			fmt.Fprintf(w, "%s %s, %d px, batch %d, %d threads, %s%s\n", res.Variant, res.Preset, res.ImgSize, res.Batch, res.Threads, res.Device,
 				map[bool]string{true: ", bf16 autocast"}[res.AMP])
+			if res.Device == "cpu" && torch.ReferenceBLAS(res.BLAS) {
+				fmt.Fprintf(w, "BLAS:         %s is Netlib's reference BLAS: install libopenblas0-openmp for 2-4x faster steps\n", res.BLAS)
+			}
 			fmt.Fprintf(w, "train step:   %8.1f ms  %8.1f images/s\n", res.TrainMsPerStep, res.TrainImagesPerS)
 			fmt.Fprintf(w, "eval forward: %8.1f ms  %8.1f images/s\n", res.EvalMsPerStep, res.EvalImagesPerS)
-			fmt.Fprintf(w, "memory:       peak %.0f MB resident; %.0f MB after warm-up, %.0f MB at the end\n", res.PeakRSSMB, res.RSSAfterWarmupMB, res.RSSEndMB)
+			fmt.Fprintf(w, "memory:       peak %.0f MB resident; %.1f MB after warm-up, %.1f MB after the training steps (%+.2f %%), %.1f MB at the end\n",
+				res.PeakRSSMB, res.RSSAfterWarmupMB, res.RSSAfterTrainMB, res.TrainRSSGrowthPct, res.RSSEndMB)
+			if res.PeakDeviceMB > 0 {
+				fmt.Fprintf(w, "device:       peak %.0f MB in use on %s (context and caching allocator included)\n", res.PeakDeviceMB, res.Device)
+			}
 			return nil
 		},
 	}

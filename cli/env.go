@@ -25,6 +25,8 @@ type envReport struct {
 	Threads         int      `json:"threads"`
 	InteropThreads  int      `json:"interop_threads"`
 	CPUs            int      `json:"cpus"`
+	BLAS            string   `json:"blas"`
+	ReferenceBLAS   bool     `json:"reference_blas"`
 	GotchVersion    string   `json:"gotch_version"`
 	StubbedOpsCount int      `json:"stubbed_ops"`
 	StubbedOps      []string `json:"stubbed_op_names,omitempty"`
@@ -68,6 +70,7 @@ Examples:
 
 func collectEnv() envReport {
 	b := torch.Build()
+	blas := torch.BLASLibrary()
 	return envReport{
 		LibtorchVersion: torch.Version(),
 		LibtorchRoot:    b.LibtorchRoot,
@@ -79,6 +82,8 @@ func collectEnv() envReport {
 		Threads:         torch.NumThreads(),
 		InteropThreads:  torch.NumInteropThreads(),
 		CPUs:            runtime.NumCPU(),
+		BLAS:            blas,
+		ReferenceBLAS:   torch.ReferenceBLAS(blas),
 		GotchVersion:    b.GotchVersion,
 		StubbedOpsCount: len(b.StubbedOps),
 		StubbedOps:      b.StubbedOps,
@@ -129,6 +134,15 @@ func writeEnv(w io.Writer, r envReport) {
 	fmt.Fprintf(w, "libtorch path:   %s (libraries in %s)\n", r.LibtorchRoot, r.LibtorchLib)
 	fmt.Fprintf(w, "CUDA:            %s\n", cuda)
 	fmt.Fprintf(w, "threads:         %d intra-op, %d inter-op (%d CPUs)\n", r.Threads, r.InteropThreads, r.CPUs)
+	switch {
+	case r.BLAS == "":
+		fmt.Fprintf(w, "BLAS:            built into libtorch (no separate BLAS library loaded)\n")
+	case r.ReferenceBLAS:
+		fmt.Fprintf(w, "BLAS:            %s: Netlib's reference BLAS, 2-4x slower on the CPU;\n", r.BLAS)
+		fmt.Fprintf(w, "                 install OpenBLAS: sudo apt-get install libopenblas0-openmp\n")
+	default:
+		fmt.Fprintf(w, "BLAS:            %s\n", r.BLAS)
+	}
 	fmt.Fprintf(w, "gotch:           %s, prepared by setup-libtorch.sh (C++ ABI %d)\n", r.GotchVersion, r.CXX11ABI)
 	fmt.Fprintf(w, "stubbed ops:     %d gotch wrapper(s) whose ops libtorch %s lacks\n", r.StubbedOpsCount, r.LibtorchVersion)
 	if len(r.StubbedOps) > 0 {

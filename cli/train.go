@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,7 +22,7 @@ import (
 func runtimeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "device", Value: "auto", Usage: "auto, cpu, cuda or cuda:N (auto: the first GPU if any)"},
-		&cli.IntFlag{Name: "threads", Usage: "libtorch intra-op threads (0: libtorch's default)"},
+		&cli.IntFlag{Name: "threads", Usage: "libtorch intra-op threads (0: OMP_NUM_THREADS when set, else one per CPU)"},
 		&cli.IntFlag{Name: "workers", Usage: "data-loading goroutines (0: one per CPU)"},
 	}
 }
@@ -55,13 +56,17 @@ func parseDevice(s string) (gotch.Device, error) {
 
 func applyRuntime(c *cli.Context) error {
 	if c.Int("threads") < 0 {
-		return usagef("--threads %d: want a positive count (0: libtorch's default)", c.Int("threads"))
+		return usagef("--threads %d: want a positive count (0: OMP_NUM_THREADS when set, else one per CPU)", c.Int("threads"))
 	}
 	if c.Int("workers") < 0 {
 		return usagef("--workers %d: want a positive count (0: one per CPU)", c.Int("workers"))
 	}
 	if n := c.Int("threads"); n > 0 {
 		return torch.SetNumThreads(n)
+	}
+	// Debian's libtorch starts with one thread; PyTorch uses every core.
+	if os.Getenv("OMP_NUM_THREADS") == "" && torch.NumThreads() < runtime.NumCPU() {
+		return torch.SetNumThreads(runtime.NumCPU())
 	}
 	return nil
 }

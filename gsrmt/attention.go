@@ -264,15 +264,19 @@ func (a *attention) forward(sc *scope, x *ts.Tensor) *ts.Tensor {
 // decomposed runs the width then height passes of section 6 on q, k, v of
 // shape (B, nW, H, R, K, d).
 func (a *attention) decomposed(sc *scope, q, k, v *ts.Tensor, t *passTables) *ts.Tensor {
-	sw := sc.t(q.MustMatmul(sc.t(k.MustTranspose(-1, -2, false)), false)) // (B,nW,H,R,K,K)
-	aw := a.weight(sc, sw, t.addW, t.mulW)
-	u := sc.t(aw.MustMatmul(v, false)) // (B,nW,H,R,K,d)
+	// Each pass's scores and weights live in their own scope, freed once
+	// the pass's output exists.
+	pass := func(q, k, v, add, mul *ts.Tensor) *ts.Tensor {
+		in := newScope()
+		defer in.close()
+		s := in.t(q.MustMatmul(in.t(k.MustTranspose(-1, -2, false)), false))
+		return sc.t(a.weight(in, s, add, mul).MustMatmul(v, false))
+	}
+	u := pass(q, k, v, t.addW, t.mulW) // (B,nW,H,R,K,d), scores (B,nW,H,R,K,K)
 	qt := sc.t(q.MustTranspose(3, 4, false))
 	kt := sc.t(k.MustTranspose(3, 4, false))
 	ut := sc.t(u.MustTranspose(3, 4, false))
-	sh := sc.t(qt.MustMatmul(sc.t(kt.MustTranspose(-1, -2, false)), false)) // (B,nW,H,K,R,R)
-	ah := a.weight(sc, sh, t.addH, t.mulH)
-	y := sc.t(ah.MustMatmul(ut, false)) // (B,nW,H,K,R,d)
+	y := pass(qt, kt, ut, t.addH, t.mulH) // (B,nW,H,K,R,d), scores (B,nW,H,K,R,R)
 	return sc.t(y.MustTranspose(3, 4, false))
 }
 

@@ -144,7 +144,13 @@ func (m *Model) Forward(x *ts.Tensor, train bool) (logits *ts.Tensor, err error)
 	h = sc.t(h.MustPermute([]int64{0, 2, 3, 1}, false)) // channels-last (B, h, w, C0)
 	for _, st := range m.stages {
 		for _, b := range st.blocks {
-			h = b.forward(sc, h, train)
+			// Each block frees its intermediates as it returns (autograd keeps
+			// what backward needs), and its input once consumed, so that an
+			// evaluation forward holds one block's tensors at a time, as eager
+			// PyTorch does.
+			next := b.forward(h, train)
+			sc.release(h)
+			h = sc.t(next)
 		}
 		if st.downConv != nil {
 			nchw := sc.t(h.MustPermute([]int64{0, 3, 1, 2}, false))
@@ -159,8 +165,11 @@ func (m *Model) Forward(x *ts.Tensor, train bool) (logits *ts.Tensor, err error)
 	return m.head.fc.forward(pooled), nil
 }
 
-// forward runs one block on a channels-last map (section 2).
-func (b *block) forward(sc *scope, x *ts.Tensor, train bool) *ts.Tensor {
+// forward runs one block on a channels-last map (section 2). The caller
+// owns the result; the block's intermediates are freed before it returns.
+func (b *block) forward(x *ts.Tensor, train bool) *ts.Tensor {
+	sc := newScope()
+	defer sc.close()
 	x = sc.t(x.MustAdd(sc.t(b.cpe.forwardChannelsLast(x)), false))
 	a := sc.t(b.attn.forward(sc, sc.t(b.norm1.forward(x))))
 	if b.ls1 != nil {
@@ -174,7 +183,7 @@ func (b *block) forward(sc *scope, x *ts.Tensor, train bool) *ts.Tensor {
 	if b.ls2 != nil {
 		f = sc.t(f.MustMul(b.ls2, false))
 	}
-	return sc.t(x.MustAdd(dropPath(sc, f, b.dropPath, train), false))
+	return x.MustAdd(dropPath(sc, f, b.dropPath, train), false)
 }
 
 // dropPath is per-sample stochastic depth: x / keep * floor(U + keep).
@@ -305,6 +314,18 @@ func (s *scope) scalar(v float64) *ts.Scalar {
 	x := ts.FloatScalar(v)
 	s.scalars = append(s.scalars, x)
 	return x
+}
+
+// release drops x now if the scope holds it (searching from the most
+// recent tensor) and forgets it; other tensors are left alone.
+func (s *scope) release(x *ts.Tensor) {
+	for i := len(s.tensors) - 1; i >= 0; i-- {
+		if s.tensors[i] == x {
+			x.MustDrop()
+			s.tensors = append(s.tensors[:i], s.tensors[i+1:]...)
+			return
+		}
+	}
 }
 
 func (s *scope) close() {

@@ -1,7 +1,9 @@
 package train
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sort"
@@ -17,27 +19,78 @@ import (
 
 // BenchResult holds the medians of a benchmark (CLI.md's bench --json).
 type BenchResult struct {
-	Variant          string  `json:"variant"`
-	Preset           string  `json:"preset"`
-	ImgSize          int     `json:"img_size"`
-	Batch            int     `json:"batch_size"`
-	Threads          int     `json:"threads"`
-	Device           string  `json:"device"`
-	AMP              bool    `json:"amp"`
-	Steps            int     `json:"steps"`
-	TrainMsPerStep   float64 `json:"train_ms_per_step"`
-	EvalMsPerStep    float64 `json:"eval_ms_per_step"`
-	TrainImagesPerS  float64 `json:"train_images_per_s"`
-	EvalImagesPerS   float64 `json:"eval_images_per_s"`
-	PeakRSSMB        float64 `json:"peak_rss_mb"`
+	Variant string `json:"variant"`
+	Preset  string `json:"preset"`
+	ImgSize int    `json:"img_size"`
+	Batch   int    `json:"batch_size"`
+	Threads int    `json:"threads"`
+	Device  string `json:"device"`
+	// BLAS is the BLAS library libtorch calls (torch.BLASLibrary).
+	BLAS           string  `json:"blas"`
+	AMP            bool    `json:"amp"`
+	Steps          int     `json:"steps"`
+	TrainMsPerStep float64 `json:"train_ms_per_step"`
+	EvalMsPerStep  float64 `json:"eval_ms_per_step"`
+	// TrainMsMin and EvalMsMin are the fastest step of each kind: on a
+	// shared machine, the least disturbed measurement.
+	TrainMsMin      float64 `json:"train_ms_min"`
+	EvalMsMin       float64 `json:"eval_ms_min"`
+	TrainImagesPerS float64 `json:"train_images_per_s"`
+	EvalImagesPerS  float64 `json:"eval_images_per_s"`
+	// PeakRSSMB is the process's peak resident memory (VmHWM).
+	PeakRSSMB float64 `json:"peak_rss_mb"`
+	// RSSAfterWarmupMB, RSSAfterTrainMB and RSSEndMB are the resident
+	// memory after the warm-up steps, after the timed training steps and
+	// after the timed evaluation forwards, each measured after returning
+	// freed heap memory to the system (malloc_trim).
 	RSSAfterWarmupMB float64 `json:"rss_after_warmup_mb"`
+	RSSAfterTrainMB  float64 `json:"rss_after_train_mb"`
 	RSSEndMB         float64 `json:"rss_end_mb"`
+	// TrainRSSGrowthPct is RSSAfterTrainMB over RSSAfterWarmupMB, in per cent:
+	// how much resident memory the timed training steps added.
+	TrainRSSGrowthPct float64 `json:"train_rss_growth_pct"`
+	// PeakDeviceMB is, on CUDA, the most device memory in use seen after any
+	// step (total minus free, as nvidia-smi reports it: the CUDA context and
+	// what the caching allocator holds, which keeps a step's peak reserved).
+	PeakDeviceMB float64 `json:"peak_device_mb,omitempty"`
+}
+
+// BenchCSVHeader is the header row of BenchResult.CSV.
+const BenchCSVHeader = "variant,preset,img_size,batch_size,threads,device,amp,steps,train_ms_per_step,eval_ms_per_step,train_ms_min,eval_ms_min," +
+	"train_images_per_s,eval_images_per_s,peak_rss_mb,rss_after_warmup_mb,rss_after_train_mb,rss_end_mb,train_rss_growth_pct,peak_device_mb"
+
+// CSV returns the result as one CSV row in BenchCSVHeader's order.
+func (r BenchResult) CSV() string {
+	return fmt.Sprintf("%s,%s,%d,%d,%d,%s,%t,%d,%.2f,%.2f,%.2f,%.2f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.3f,%.1f",
+		r.Variant, r.Preset, r.ImgSize, r.Batch, r.Threads, r.Device, r.AMP, r.Steps, r.TrainMsPerStep, r.EvalMsPerStep, r.TrainMsMin, r.EvalMsMin,
+		r.TrainImagesPerS, r.EvalImagesPerS, r.PeakRSSMB, r.RSSAfterWarmupMB, r.RSSAfterTrainMB, r.RSSEndMB,
+		r.TrainRSSGrowthPct, r.PeakDeviceMB)
+}
+
+// BenchOptions says what Bench runs.
+type BenchOptions struct {
+	ImgSize, Batch int
+	// Steps timed training steps and as many evaluation forwards follow
+	// Warmup untimed ones of each.
+	Steps, Warmup int
+	Device        gotch.Device
+	// AMP runs the forward passes under bf16 autocast (CUDA only).
+	AMP bool
+	// MemoryEvery, when positive, calls MemoryLog with the training step
+	// and the resident memory (VmRSS, MB, not trimmed) every MemoryEvery
+	// training steps, warm-up included.
+	MemoryEvery int
+	MemoryLog   func(step int, rssMB float64)
+	// Profile, when set, names a Chrome trace file that records the
+	// libtorch ops of one more training step and evaluation forward, run
+	// after the timed ones.
+	Profile string
 }
 
 // Bench times training steps (forward, backward, AdamW) and evaluation
 // forwards of a model on random inputs, after warm-up steps, and returns
 // the medians.
-func Bench(cfg gsrmt.Config, imgSize, batch, steps, warmup int, dev gotch.Device, amp bool) (res BenchResult, err error) {
+func Bench(cfg gsrmt.Config, o BenchOptions) (res BenchResult, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer func() {
@@ -45,11 +98,16 @@ func Bench(cfg gsrmt.Config, imgSize, batch, steps, warmup int, dev gotch.Device
 			err = fmt.Errorf("bench: %v", r)
 		}
 	}()
-	if amp && dev == gotch.CPU {
+	dev := o.Device
+	if o.AMP && dev == gotch.CPU {
 		return res, fmt.Errorf("amp: --amp is bf16 autocast on CUDA; this benchmark runs on the CPU")
 	}
-	res = BenchResult{Variant: cfg.Variant, Preset: cfg.Preset, ImgSize: imgSize, Batch: batch, Threads: torch.NumThreads(),
-		Device: DeviceName(dev), AMP: amp, Steps: steps}
+	if o.ImgSize < 1 || o.Batch < 1 || o.Steps < 1 || o.Warmup < 0 {
+		return res, fmt.Errorf("bench: image size %d, batch %d, steps %d, warm-up %d: want positive sizes and counts",
+			o.ImgSize, o.Batch, o.Steps, o.Warmup)
+	}
+	res = BenchResult{Variant: cfg.Variant, Preset: cfg.Preset, ImgSize: o.ImgSize, Batch: o.Batch, Threads: torch.NumThreads(),
+		Device: DeviceName(dev), AMP: o.AMP, Steps: o.Steps}
 	m, err := gsrmt.New(cfg, dev)
 	if err != nil {
 		return res, err
@@ -60,31 +118,44 @@ func Bench(cfg gsrmt.Config, imgSize, batch, steps, warmup int, dev gotch.Device
 		return res, err
 	}
 	defer opt.Close()
-	x := ts.MustRandn([]int64{int64(batch), int64(cfg.InChans), int64(imgSize), int64(imgSize)}, gotch.Float, dev)
+	x := ts.MustRandn([]int64{int64(o.Batch), int64(cfg.InChans), int64(o.ImgSize), int64(o.ImgSize)}, gotch.Float, dev)
 	defer x.MustDrop()
-	lab := make([]int64, batch)
+	lab := make([]int64, o.Batch)
 	for i := range lab {
 		lab[i] = int64(i % cfg.NumClasses)
 	}
 	labels := ts.MustOfSlice(lab).MustTo(dev, true)
 	defer labels.MustDrop()
+	var peakDevice uint64
 	sync := func() {
-		if dev != gotch.CPU {
-			if err := torch.Synchronize(dev.Value); err != nil {
-				panic(err) // recovered above into Bench's error
-			}
+		if dev == gotch.CPU {
+			return
+		}
+		if err := torch.Synchronize(dev.Value); err != nil {
+			panic(err) // recovered above into Bench's error
+		}
+	}
+	sampleDevice := func() {
+		if dev == gotch.CPU {
+			return
+		}
+		if used, _, err := torch.CUDAMemory(dev.Value); err == nil && used > peakDevice {
+			peakDevice = used
 		}
 	}
 
+	trainSteps := 0
 	trainStep := func() error {
-		opt.ZeroGrad()
-		if amp {
+		if err := opt.ZeroGrad(); err != nil {
+			return err
+		}
+		if o.AMP {
 			if _, err := torch.SetAutocast(true, torch.BFloat16); err != nil {
 				return err
 			}
 		}
 		logits, err := m.Forward(x, true)
-		if amp {
+		if o.AMP {
 			torch.SetAutocast(false, torch.BFloat16)
 		}
 		if err != nil {
@@ -101,11 +172,18 @@ func Bench(cfg gsrmt.Config, imgSize, batch, steps, warmup int, dev gotch.Device
 		if err != nil {
 			return err
 		}
-		return opt.Update(1e-4)
+		if err := opt.Update(1e-4); err != nil {
+			return err
+		}
+		trainSteps++
+		if o.MemoryEvery > 0 && o.MemoryLog != nil && trainSteps%o.MemoryEvery == 0 {
+			o.MemoryLog(trainSteps, rssMB("VmRSS"))
+		}
+		return nil
 	}
 	evalStep := func() (err error) {
 		torch.NoGrad(func() {
-			if amp {
+			if o.AMP {
 				torch.SetAutocast(true, torch.BFloat16)
 				defer torch.SetAutocast(false, torch.BFloat16)
 			}
@@ -126,32 +204,62 @@ func Bench(cfg gsrmt.Config, imgSize, batch, steps, warmup int, dev gotch.Device
 			}
 			sync()
 			ms = append(ms, float64(time.Since(start).Microseconds())/1000)
+			sampleDevice()
 		}
 		return ms, nil
 	}
-	if _, err := timeIt(trainStep, warmup); err != nil {
+	if _, err := timeIt(trainStep, o.Warmup); err != nil {
 		return res, err
 	}
-	if _, err := timeIt(evalStep, warmup); err != nil {
+	if _, err := timeIt(evalStep, o.Warmup); err != nil {
 		return res, err
 	}
 	torch.TrimHeap()
 	res.RSSAfterWarmupMB = rssMB("VmRSS")
-	tr, err := timeIt(trainStep, steps)
+	tr, err := timeIt(trainStep, o.Steps)
 	if err != nil {
 		return res, err
 	}
-	ev, err := timeIt(evalStep, steps)
+	torch.TrimHeap()
+	res.RSSAfterTrainMB = rssMB("VmRSS")
+	ev, err := timeIt(evalStep, o.Steps)
 	if err != nil {
 		return res, err
 	}
 	torch.TrimHeap()
 	res.RSSEndMB = rssMB("VmRSS")
+	if o.Profile != "" {
+		if err := torch.StartProfile(o.Profile); err != nil {
+			return res, err
+		}
+		_, err1 := timeIt(trainStep, 1)
+		_, err2 := timeIt(evalStep, 1)
+		if err := errors.Join(err1, err2, torch.StopProfile()); err != nil {
+			return res, fmt.Errorf("bench: profiled steps: %w", err)
+		}
+	}
 	res.TrainMsPerStep, res.EvalMsPerStep = median(tr), median(ev)
-	res.TrainImagesPerS = float64(batch) / res.TrainMsPerStep * 1000
-	res.EvalImagesPerS = float64(batch) / res.EvalMsPerStep * 1000
+	res.TrainMsMin, res.EvalMsMin = minimum(tr), minimum(ev)
+	res.TrainImagesPerS = float64(o.Batch) / res.TrainMsPerStep * 1000
+	res.EvalImagesPerS = float64(o.Batch) / res.EvalMsPerStep * 1000
 	res.PeakRSSMB = rssMB("VmHWM")
+	if res.RSSAfterWarmupMB > 0 {
+		res.TrainRSSGrowthPct = (res.RSSAfterTrainMB/res.RSSAfterWarmupMB - 1) * 100
+	}
+	res.PeakDeviceMB = float64(peakDevice) / (1 << 20)
+	res.BLAS = torch.BLASLibrary()
 	return res, nil
+}
+
+func minimum(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	m := v[0]
+	for _, x := range v[1:] {
+		m = math.Min(m, x)
+	}
+	return m
 }
 
 func median(v []float64) float64 {

@@ -13,7 +13,18 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#include <torch/csrc/autograd/profiler_legacy.h>
+#define GSRMT_HAVE_RECORD_PROFILE 1
+#endif
+
+#include <cmath>
+#include <cstdio>
+#include <vector>
+#include <memory>
+#include <string>
 #include <cstdlib>
+#include <dlfcn.h>
 #include <malloc.h>
 #include <cstring>
 #include <exception>
@@ -50,6 +61,8 @@ char *gsrmt_set_num_interop_threads(int n) {
   }
   return nullptr;
 }
+
+int gsrmt_set_flush_denormal(int on) { return at::globalContext().setFlushDenormal(on != 0) ? 1 : 0; }
 
 int gsrmt_get_num_threads(void) { return at::get_num_threads(); }
 
@@ -146,6 +159,189 @@ char *gsrmt_cuda_synchronize(int64_t device) {
   } catch (const std::exception &e) {
     return error_copy(e);
   }
+  return nullptr;
+}
+
+// The CUDA driver API, loaded at run time so that a CPU build needs neither
+// CUDA headers nor libcuda. Result codes are CUresult (0 = CUDA_SUCCESS).
+namespace {
+struct DriverAPI {
+  int (*init)(unsigned int);
+  int (*device_get)(int *, int);
+  int (*primary_ctx_retain)(void **, int);
+  int (*primary_ctx_release)(int);
+  int (*ctx_push)(void *);
+  int (*ctx_pop)(void **);
+  int (*mem_get_info)(size_t *, size_t *);
+  const char *error;
+};
+
+const DriverAPI &driver_api() {
+  static DriverAPI api = [] {
+    DriverAPI a{};
+    void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
+    if (h == nullptr) {
+      a.error = "libcuda.so.1 (the NVIDIA driver) cannot be loaded";
+      return a;
+    }
+    a.init = reinterpret_cast<int (*)(unsigned int)>(dlsym(h, "cuInit"));
+    a.device_get = reinterpret_cast<int (*)(int *, int)>(dlsym(h, "cuDeviceGet"));
+    a.primary_ctx_retain = reinterpret_cast<int (*)(void **, int)>(dlsym(h, "cuDevicePrimaryCtxRetain"));
+    a.primary_ctx_release = reinterpret_cast<int (*)(int)>(dlsym(h, "cuDevicePrimaryCtxRelease_v2"));
+    a.ctx_push = reinterpret_cast<int (*)(void *)>(dlsym(h, "cuCtxPushCurrent_v2"));
+    a.ctx_pop = reinterpret_cast<int (*)(void **)>(dlsym(h, "cuCtxPopCurrent_v2"));
+    a.mem_get_info = reinterpret_cast<int (*)(size_t *, size_t *)>(dlsym(h, "cuMemGetInfo_v2"));
+    if (!a.init || !a.device_get || !a.primary_ctx_retain || !a.primary_ctx_release || !a.ctx_push || !a.ctx_pop ||
+        !a.mem_get_info) {
+      a.error = "libcuda.so.1 lacks the driver functions cuMemGetInfo_v2 and friends (driver older than CUDA 11?)";
+    }
+    return a;
+  }();
+  return api;
+}
+}  // namespace
+
+namespace {
+inline at::Tensor &T(void *h) { return *static_cast<at::Tensor *>(h); }
+}  // namespace
+
+char *gsrmt_zero_grad(void **params, int n) {
+  try {
+    for (int i = 0; i < n; i++) {
+      // mutable_grad: a reference to the gradient, not a new handle.
+      at::Tensor &g = T(params[i]).mutable_grad();
+      if (g.defined()) {
+        g.zero_();
+      }
+    }
+  } catch (const std::exception &e) {
+    return error_copy(e);
+  }
+  return nullptr;
+}
+
+char *gsrmt_adamw_step(void **params, void **exp_avg, void **exp_avg_sq, const int *decay, int n, double lr, double beta1,
+                       double beta2, double eps, double weight_decay, int64_t step, int foreach) {
+  try {
+    at::NoGradGuard no_grad;
+    const double bc1 = 1 - std::pow(beta1, static_cast<double>(step));
+    const double bc2 = 1 - std::pow(beta2, static_cast<double>(step));
+    const double step_size = lr / bc1;
+    const double bc2_sqrt = std::sqrt(bc2);
+    if (!foreach) {
+      // torch.optim.AdamW(foreach=False), PyTorch 1.13 to 2.x: _single_tensor_adamw.
+      for (int i = 0; i < n; i++) {
+        at::Tensor &p = T(params[i]);
+        const at::Tensor &g = p.grad();
+        if (!g.defined()) {
+          continue;
+        }
+        if (decay[i] && weight_decay != 0) {
+          p.mul_(1 - lr * weight_decay);
+        }
+        T(exp_avg[i]).mul_(beta1).add_(g, 1 - beta1);
+        T(exp_avg_sq[i]).mul_(beta2).addcmul_(g, g, 1 - beta2);
+        at::Tensor denom = (T(exp_avg_sq[i]).sqrt() / bc2_sqrt).add_(eps);
+        p.addcdiv_(T(exp_avg[i]), denom, -step_size);
+      }
+      return nullptr;
+    }
+    // torch.optim.AdamW(foreach=True): _multi_tensor_adamw, one kernel launch per op
+    // for all tensors (what PyTorch uses on CUDA by default).
+    std::vector<at::Tensor> ps, gs, ms, vs, decayed;
+    for (int i = 0; i < n; i++) {
+      at::Tensor &p = T(params[i]);
+      if (!p.grad().defined()) {
+        continue;
+      }
+      ps.push_back(p);
+      gs.push_back(p.grad());
+      ms.push_back(T(exp_avg[i]));
+      vs.push_back(T(exp_avg_sq[i]));
+      if (decay[i]) {
+        decayed.push_back(p);
+      }
+    }
+    if (ps.empty()) {
+      return nullptr;
+    }
+    if (weight_decay != 0 && !decayed.empty()) {
+      at::_foreach_mul_(decayed, 1 - lr * weight_decay);
+    }
+    at::_foreach_mul_(ms, beta1);
+    at::_foreach_add_(ms, gs, 1 - beta1);
+    at::_foreach_mul_(vs, beta2);
+    at::_foreach_addcmul_(vs, gs, gs, 1 - beta2);
+    std::vector<at::Tensor> denom = at::_foreach_sqrt(vs);
+    at::_foreach_div_(denom, bc2_sqrt);
+    at::_foreach_add_(denom, eps);
+    at::_foreach_addcdiv_(ps, ms, denom, -step_size);
+  } catch (const std::exception &e) {
+    return error_copy(e);
+  }
+  return nullptr;
+}
+
+#ifdef GSRMT_HAVE_RECORD_PROFILE
+namespace {
+std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+}
+#endif
+
+char *gsrmt_profile_start(const char *path) {
+#ifdef GSRMT_HAVE_RECORD_PROFILE
+  try {
+    if (profile) {
+      return strdup("a profile is already being recorded");
+    }
+    profile = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(path));
+  } catch (const std::exception &e) {
+    return error_copy(e);
+  }
+  return nullptr;
+#else
+  (void)path;
+  return strdup("this libtorch has no legacy profiler (torch/csrc/autograd/profiler_legacy.h)");
+#endif
+}
+
+char *gsrmt_profile_stop(void) {
+#ifdef GSRMT_HAVE_RECORD_PROFILE
+  try {
+    profile.reset();  // writes the trace
+  } catch (const std::exception &e) {
+    return error_copy(e);
+  }
+#endif
+  return nullptr;
+}
+
+char *gsrmt_cuda_mem_info(int device, uint64_t *used, uint64_t *total) {
+  const DriverAPI &api = driver_api();
+  if (api.error != nullptr) {
+    return strdup(api.error);
+  }
+  char buf[160];
+  int dev = 0, rc = 0;
+  void *ctx = nullptr;
+  if ((rc = api.init(0)) != 0 || (rc = api.device_get(&dev, device)) != 0 ||
+      (rc = api.primary_ctx_retain(&ctx, dev)) != 0) {
+    snprintf(buf, sizeof buf, "CUDA driver error %d while opening device %d", rc, device);
+    return strdup(buf);
+  }
+  size_t free_b = 0, total_b = 0;
+  if ((rc = api.ctx_push(ctx)) == 0) {
+    rc = api.mem_get_info(&free_b, &total_b);
+    void *popped = nullptr;
+    api.ctx_pop(&popped);
+  }
+  api.primary_ctx_release(dev);
+  if (rc != 0) {
+    snprintf(buf, sizeof buf, "CUDA driver error %d in cuMemGetInfo on device %d", rc, device);
+    return strdup(buf);
+  }
+  *used = total_b - free_b;
+  *total = total_b;
   return nullptr;
 }
 

@@ -14,6 +14,9 @@ char *gsrmt_manual_seed(uint64_t seed);
 char *gsrmt_set_num_threads(int n);
 char *gsrmt_set_num_interop_threads(int n);
 int gsrmt_get_num_threads(void);
+// Flushes denormal floats to zero on the calling thread (SSE3 FTZ/DAZ);
+// returns 0 where the CPU cannot.
+int gsrmt_set_flush_denormal(int on);
 int gsrmt_get_num_interop_threads(void);
 const char *gsrmt_torch_version(void);
 int gsrmt_cuda_device_count(void);
@@ -34,6 +37,21 @@ int64_t gsrmt_cpu_rng_state(uint8_t *buf, int64_t cap, char **err);
 char *gsrmt_set_cpu_rng_state(const uint8_t *buf, int64_t len);
 // Waits for the work queued on a CUDA device.
 char *gsrmt_cuda_synchronize(int64_t device);
+// Optimizer steps over arrays of n tensor handles (gotch's torch::Tensor*):
+// zero_grad zeroes each defined gradient in place; adamw_step is
+// torch.optim.AdamW's update (single-tensor, or foreach when foreach != 0)
+// at step number step (1 for the first), weight decay where decay[i] != 0.
+char *gsrmt_zero_grad(void **params, int n);
+char *gsrmt_adamw_step(void **params, void **exp_avg, void **exp_avg_sq, const int *decay, int n, double lr, double beta1,
+                       double beta2, double eps, double weight_decay, int64_t step, int foreach);
+// Records every libtorch op run on the calling thread between start and stop
+// into a Chrome trace (chrome://tracing, Perfetto) written at stop.
+char *gsrmt_profile_start(const char *path);
+char *gsrmt_profile_stop(void);
+// Memory in use on a CUDA device (total minus free, all processes, as
+// nvidia-smi reports it) and its total, from the driver (libcuda.so.1,
+// loaded on first use).
+char *gsrmt_cuda_mem_info(int device, uint64_t *used, uint64_t *total);
 
 #ifdef __cplusplus
 }

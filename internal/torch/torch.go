@@ -15,10 +15,14 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"unsafe"
 
 	lib "github.com/sugarme/gotch/libtch"
+	"github.com/sugarme/gotch/ts"
 )
 
 // This constant lives in zz_cgo_flags.go, which ./setup-libtorch.sh writes
@@ -224,4 +228,146 @@ func Synchronize(dev int) error {
 		return fmt.Errorf("torch: synchronize cuda:%d: %w", dev, err)
 	}
 	return nil
+}
+
+// CUDAMemory returns the bytes in use on CUDA device dev (its total minus its
+// free memory, for all processes, as nvidia-smi reports it: the CUDA context
+// and what the caching allocator holds) and the device's total. It asks the
+// driver (libcuda.so.1) directly, so it works with any libtorch build; on a
+// machine without the NVIDIA driver it returns an error.
+func CUDAMemory(dev int) (used, total uint64, err error) {
+	var u, t C.uint64_t
+	if err := cerr(C.gsrmt_cuda_mem_info(C.int(dev), &u, &t)); err != nil {
+		return 0, 0, fmt.Errorf("torch: memory of cuda:%d: %w", dev, err)
+	}
+	return uint64(u), uint64(t), nil
+}
+
+// StartProfile records every libtorch op that the calling OS thread runs
+// (lock it with runtime.LockOSThread) until StopProfile, which writes them to
+// path as a Chrome trace (open it in chrome://tracing or ui.perfetto.dev).
+func StartProfile(path string) error {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	if err := cerr(C.gsrmt_profile_start(cs)); err != nil {
+		return fmt.Errorf("torch: profile to %s: %w", path, err)
+	}
+	return nil
+}
+
+// StopProfile ends the recording StartProfile began and writes the trace.
+func StopProfile() error {
+	if err := cerr(C.gsrmt_profile_stop()); err != nil {
+		return fmt.Errorf("torch: write the profile: %w", err)
+	}
+	return nil
+}
+
+// handles returns the C handles (torch::Tensor*) of tensors.
+func handles(tensors []*ts.Tensor) []unsafe.Pointer {
+	h := make([]unsafe.Pointer, len(tensors))
+	for i, t := range tensors {
+		h[i] = t.Ctensor()
+	}
+	return h
+}
+
+// ZeroGrad zeroes, in place, the gradient of each tensor that has one.
+func ZeroGrad(params []*ts.Tensor) error {
+	if len(params) == 0 {
+		return nil
+	}
+	h := handles(params)
+	if err := cerr(C.gsrmt_zero_grad(&h[0], C.int(len(h)))); err != nil {
+		return fmt.Errorf("torch: zero gradients: %w", err)
+	}
+	runtime.KeepAlive(params)
+	return nil
+}
+
+// AdamWStep holds one AdamW update's settings (torch.optim.AdamW's).
+type AdamWStep struct {
+	LR, Beta1, Beta2, Eps, WeightDecay float64
+	// Step is the update's number, 1 for the first (bias correction).
+	Step int64
+	// Foreach uses the multi-tensor form (one op over all tensors), as
+	// PyTorch does on CUDA; otherwise the single-tensor form, op by op.
+	Foreach bool
+}
+
+// AdamW applies torch.optim.AdamW's update in place to params and their
+// first and second moments m and v (same lengths), in libtorch without a
+// Go round trip per op. Weight decay applies where decay[i] is true;
+// parameters without a gradient are left alone. It runs without autograd.
+func AdamW(params, m, v []*ts.Tensor, decay []bool, s AdamWStep) error {
+	n := len(params)
+	if len(m) != n || len(v) != n || len(decay) != n {
+		return fmt.Errorf("torch: adamw: %d parameters, %d/%d moments, %d decay flags: want equal lengths", n, len(m), len(v), len(decay))
+	}
+	if n == 0 {
+		return nil
+	}
+	hp, hm, hv := handles(params), handles(m), handles(v)
+	dec := make([]C.int, n)
+	for i, d := range decay {
+		if d {
+			dec[i] = 1
+		}
+	}
+	foreach := C.int(0)
+	if s.Foreach {
+		foreach = 1
+	}
+	err := cerr(C.gsrmt_adamw_step(&hp[0], &hm[0], &hv[0], &dec[0], C.int(n), C.double(s.LR), C.double(s.Beta1),
+		C.double(s.Beta2), C.double(s.Eps), C.double(s.WeightDecay), C.int64_t(s.Step), foreach))
+	runtime.KeepAlive(params)
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(v)
+	if err != nil {
+		return fmt.Errorf("torch: adamw step %d: %w", s.Step, err)
+	}
+	return nil
+}
+
+// BLASLibrary returns the path of the BLAS library this process has loaded
+// (the one libtorch's matrix products call), or "" when none is loaded as a
+// separate library (official libtorch builds link MKL in). On Debian it is
+// whatever the libblas.so.3 alternative points to: Netlib's reference BLAS
+// (/usr/lib/x86_64-linux-gnu/blas/libblas.so.3), several times slower than
+// OpenBLAS, unless an OpenBLAS package is installed.
+func BLASLibrary() string {
+	data, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 {
+			continue
+		}
+		path := f[len(f)-1]
+		base := filepath.Base(path)
+		if strings.HasPrefix(base, "libblas.so") || strings.HasPrefix(base, "libopenblas") ||
+			strings.HasPrefix(base, "libmkl_rt") || strings.HasPrefix(base, "libflexiblas") || strings.HasPrefix(base, "libblis") {
+			return path
+		}
+	}
+	return ""
+}
+
+// ReferenceBLAS reports whether path (from BLASLibrary) is Netlib's
+// reference BLAS, Debian's fallback when no optimized BLAS is installed.
+func ReferenceBLAS(path string) bool {
+	return strings.HasPrefix(filepath.Base(path), "libblas.so") && filepath.Base(filepath.Dir(path)) == "blas"
+}
+
+// SetFlushDenormal turns flushing of denormal floats to zero on or off for
+// the calling OS thread (torch.set_flush_denormal); it reports false where
+// the CPU does not support it.
+func SetFlushDenormal(on bool) bool {
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	return C.gsrmt_set_flush_denormal(v) != 0
 }

@@ -193,3 +193,40 @@ func TestCPURNGStateRoundTrip(t *testing.T) {
 		t.Fatal("a 3-byte state was accepted")
 	}
 }
+
+func TestCUDAMemory(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	used, total, err := CUDAMemory(0)
+	if !CUDAAvailable() {
+		// Without a GPU the driver is usually absent: the error must say so.
+		// A machine with the driver but a CPU libtorch reports real numbers.
+		if err != nil {
+			if !strings.Contains(err.Error(), "cuda:0") || !strings.Contains(err.Error(), "libcuda") && !strings.Contains(err.Error(), "driver") {
+				t.Fatalf("CUDAMemory without CUDA: %v; want an error naming the device and the driver", err)
+			}
+			return
+		}
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if total == 0 || used > total {
+		t.Fatalf("CUDAMemory(0) = used %d, total %d", used, total)
+	}
+	if !CUDAAvailable() {
+		return
+	}
+	// Allocating 256 MiB through libtorch raises the device's use by at least that.
+	x := ts.MustZeros([]int64{64 << 20}, gotch.Float, gotch.CudaIfAvailable())
+	if err := Synchronize(0); err != nil {
+		t.Fatal(err)
+	}
+	after, _, err := CUDAMemory(0)
+	x.MustDrop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after < used+(256<<20) {
+		t.Fatalf("device memory in use went from %d to %d bytes after a 256 MiB allocation", used, after)
+	}
+}
