@@ -12,7 +12,9 @@
 #
 # Other settings: GSRMT_CACHE (default ~/.cache/gsrmt) holds the downloaded libtorch and the
 # prepared gotch copies; CXX (default g++); GSRMT_SKIP_WARM=1 skips the final `go build ./...`
-# that compiles gotch's C++ once (about 2.5 minutes on 2 cores) so later builds are fast.
+# that compiles gotch's C++ once (about 2.5 minutes on 2 cores) so later builds are fast;
+# GOTCH_SRC=DIR takes gotch's pristine source from DIR instead of the Go module cache (the offline
+# bundle of scripts/device-check.sh).
 set -euo pipefail
 
 GOTCH_VERSION=v0.9.1
@@ -129,7 +131,12 @@ if [ -f "$PREPARED/.gsrmt-stamp" ] && [ "$(cat "$PREPARED/.gsrmt-stamp")" = "$st
     say "step 2: gotch $GOTCH_VERSION is already prepared for this libtorch in $PREPARED"
 else
     say "step 2: preparing gotch $GOTCH_VERSION for libtorch $TORCH_VERSION in $PREPARED"
-    src=$(GOWORK=off go list -m -f '{{.Dir}}' "$GOTCH_MODULE" 2>/dev/null || true)
+    src=${GOTCH_SRC:-}
+    if [ -n "$src" ]; then
+        [ -f "$src/libtch/torch_api.cpp" ] || die "GOTCH_SRC=$src does not hold gotch's source (no libtch/torch_api.cpp)"
+    else
+        src=$(GOWORK=off go list -m -f '{{.Dir}}' "$GOTCH_MODULE" 2>/dev/null || true)
+    fi
     if [ -z "$src" ] || [ ! -d "$src" ]; then
         say "fetching $GOTCH_MODULE@$GOTCH_VERSION into the Go module cache"
         GOWORK=off go mod download "$GOTCH_MODULE@$GOTCH_VERSION"

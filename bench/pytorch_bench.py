@@ -77,7 +77,7 @@ def main():
     for name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 or name.endswith(".ls1") or name.endswith(".ls2") else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=1e-4, foreach=False)
+                            lr=1e-4, foreach=dev.type == "cuda")  # gsrmt's AdamW: single-tensor on the CPU, foreach on CUDA
     x = torch.randn(a.batch_size, 3, a.img_size, a.img_size, device=dev)
     y = torch.arange(a.batch_size, device=dev) % a.classes
 

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+
+	"github.com/gsrmt/gsrmt/internal/torch"
 
 	"github.com/urfave/cli/v2"
 )
@@ -52,6 +55,9 @@ func newApp() *cli.App {
 }
 
 func main() {
+	if os.Getenv("GSRMT_MALLOC") != "system" && !strings.Contains(os.Getenv("GLIBC_TUNABLES"), "glibc.malloc.") {
+		torch.KeepFreedMemory()
+	}
 	app := newApp()
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "gsrmt-cli:", err)

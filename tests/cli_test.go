@@ -3,9 +3,11 @@ package tests
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -165,5 +167,66 @@ func TestCLIBenchAndBenchData(t *testing.T) {
 	}
 	if _, errOut, code := runCLI(t, "bench-data", "--workers", "0"); code != 2 || !strings.Contains(errOut, "--workers") {
 		t.Errorf("bench-data --workers 0: exit %d, %q", code, errOut)
+	}
+}
+
+// A training run through the binary keeps its resident memory flat: 400
+// steps of nano at 32 px after 100 warm-up steps grow it by under 2 %
+// (the 5,000-step version is in README.md: gsrmt-cli bench --steps 5000). The
+// CSV output and the memory log carry the same numbers.
+func TestCLIBenchMemoryStaysFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: 500 training steps")
+	}
+	log := filepath.Join(t.TempDir(), "mem.csv")
+	out, errOut, code := runCLI(t, "bench", "--variant", "retention", "--preset", "nano", "--img-size", "32", "--batch-size", "8",
+		"--steps", "400", "--warmup", "100", "--threads", "2", "--memory-log", log, "--memory-every", "50", "--csv")
+	if code != 0 {
+		t.Fatalf("bench exited %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("bench --csv printed %d lines, want a header and a row:\n%s", len(lines), out)
+	}
+	header, row := strings.Split(lines[0], ","), strings.Split(lines[1], ",")
+	if len(header) != len(row) {
+		t.Fatalf("CSV header has %d fields, the row %d", len(header), len(row))
+	}
+	field := func(name string) float64 {
+		for i, h := range header {
+			if h == name {
+				v, err := strconv.ParseFloat(row[i], 64)
+				if err != nil {
+					t.Fatalf("%s = %q: %v", name, row[i], err)
+				}
+				return v
+			}
+		}
+		t.Fatalf("no CSV column %s in %v", name, header)
+		return 0
+	}
+	warm, after, growth := field("rss_after_warmup_mb"), field("rss_after_train_mb"), field("train_rss_growth_pct")
+	if math.Abs((after/warm-1)*100-growth) > 100*0.1/warm { // the MB columns are rounded to 0.1
+		t.Errorf("train_rss_growth_pct %v disagrees with %v -> %v MB", growth, warm, after)
+	}
+	if growth > 2 {
+		t.Errorf("resident memory grew %.2f %% over 400 training steps (%.1f -> %.1f MB)", growth, warm, after)
+	}
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if rows[0] != "step,rss_mb" || len(rows) != 1+500/50 {
+		t.Fatalf("memory log: %d rows, header %q; want step,rss_mb and one row per 50 of 500 steps", len(rows), rows[0])
+	}
+	rss := func(row string) float64 {
+		_, v, _ := strings.Cut(row, ",")
+		f, _ := strconv.ParseFloat(v, 64)
+		return f
+	}
+	first, last := rss(rows[3]), rss(rows[len(rows)-1]) // step 150 (after the warm-up) and 500
+	if first <= 0 || last > first*1.02 {
+		t.Errorf("memory log: %v MB at step 150, %v MB at step 500 (over 2 %% growth)\n%s", first, last, data)
 	}
 }

@@ -121,6 +121,15 @@ int gsrmt_grad_is_enabled(void) { return at::GradMode::is_enabled() ? 1 : 0; }
 
 void gsrmt_trim_heap(void) { malloc_trim(0); }
 
+int gsrmt_keep_freed_memory(void) {
+  // No mmap for large blocks (each would be faulted in again, page by page,
+  // on every use), and no trimming of the heap's top after frees.
+  int ok = mallopt(M_MMAP_MAX, 0);
+  ok &= mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
+  ok &= mallopt(M_TOP_PAD, 64 << 20);
+  return ok;
+}
+
 int64_t gsrmt_cpu_rng_state(uint8_t *buf, int64_t cap, char **err) {
   try {
     auto gen = at::detail::getDefaultCPUGenerator();
@@ -229,7 +238,7 @@ char *gsrmt_adamw_step(void **params, void **exp_avg, void **exp_avg_sq, const i
     const double step_size = lr / bc1;
     const double bc2_sqrt = std::sqrt(bc2);
     if (!foreach) {
-      // torch.optim.AdamW(foreach=False), PyTorch 1.13 to 2.x: _single_tensor_adamw.
+      // torch.optim.AdamW(foreach=False): _single_tensor_adamw of the libtorch's own PyTorch version.
       for (int i = 0; i < n; i++) {
         at::Tensor &p = T(params[i]);
         const at::Tensor &g = p.grad();
@@ -239,7 +248,11 @@ char *gsrmt_adamw_step(void **params, void **exp_avg, void **exp_avg_sq, const i
         if (decay[i] && weight_decay != 0) {
           p.mul_(1 - lr * weight_decay);
         }
-        T(exp_avg[i]).mul_(beta1).add_(g, 1 - beta1);
+#if TORCH_VERSION_MAJOR >= 2
+        T(exp_avg[i]).lerp_(g, 1 - beta1);  // PyTorch 2.x's form
+#else
+        T(exp_avg[i]).mul_(beta1).add_(g, 1 - beta1);  // PyTorch 1.13's form
+#endif
         T(exp_avg_sq[i]).mul_(beta2).addcmul_(g, g, 1 - beta2);
         at::Tensor denom = (T(exp_avg_sq[i]).sqrt() / bc2_sqrt).add_(eps);
         p.addcdiv_(T(exp_avg[i]), denom, -step_size);
@@ -268,8 +281,12 @@ char *gsrmt_adamw_step(void **params, void **exp_avg, void **exp_avg_sq, const i
     if (weight_decay != 0 && !decayed.empty()) {
       at::_foreach_mul_(decayed, 1 - lr * weight_decay);
     }
+#if TORCH_VERSION_MAJOR >= 2
+    at::_foreach_lerp_(ms, gs, 1 - beta1);
+#else
     at::_foreach_mul_(ms, beta1);
     at::_foreach_add_(ms, gs, 1 - beta1);
+#endif
     at::_foreach_mul_(vs, beta2);
     at::_foreach_addcmul_(vs, gs, gs, 1 - beta2);
     std::vector<at::Tensor> denom = at::_foreach_sqrt(vs);

@@ -30,6 +30,10 @@ int gsrmt_grad_set_enabled(int enabled);
 int gsrmt_grad_is_enabled(void);
 // Returns freed heap memory to the system (glibc malloc_trim), for memory measurements.
 void gsrmt_trim_heap(void);
+// Tells glibc malloc to keep freed memory for reuse instead of returning it
+// to the system (mallopt M_MMAP_MAX 0, M_TRIM_THRESHOLD INT_MAX, M_TOP_PAD
+// 64 MB); returns 0 if mallopt refused a setting.
+int gsrmt_keep_freed_memory(void);
 // The default CPU generator's state (what torch.get_rng_state returns):
 // get writes up to cap bytes into buf and returns the state's length (or -1
 // on error, with *err set); set restores it.

@@ -371,3 +371,18 @@ func SetFlushDenormal(on bool) bool {
 	}
 	return C.gsrmt_set_flush_denormal(v) != 0
 }
+
+// KeepFreedMemory makes glibc's malloc keep the memory libtorch frees for
+// reuse instead of handing it back to the system: no mmap for large blocks
+// and no trimming of the heap after frees (mallopt M_MMAP_MAX 0,
+// M_TRIM_THRESHOLD INT_MAX, M_TOP_PAD 64 MB). By default glibc maps each
+// large tensor afresh and unmaps it when freed, so every step faults its
+// memory in again page by page: on this project's 2-core VMs that made an
+// evaluation forward up to 3x slower than with the memory kept. The
+// resident size then stays at the run's peak, which TrimHeap releases.
+//
+// It changes malloc for the whole process, so the library never calls it:
+// gsrmt-cli does at start-up unless GSRMT_MALLOC=system is set or
+// GLIBC_TUNABLES already sets malloc tunables. It reports false where
+// mallopt refused a setting (another C library than glibc).
+func KeepFreedMemory() bool { return C.gsrmt_keep_freed_memory() != 0 }

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# device-check.sh: the GPU check of gsrmt, for a machine with an NVIDIA GPU and a CUDA PyTorch but
+# possibly no Go toolchain and no network. It
+#   1. takes Go, the Go modules and gotch's source from the bundle that scripts/make-device-bundle.sh
+#      wrote (dist/gsrmt-device-bundle.tar.xz) when the machine has no Go 1.25+;
+#   2. builds gsrmt against that PyTorch's libtorch (LIBTORCH_USE_PYTORCH=1 ./setup-libtorch.sh);
+#   3. runs the unit tests that use CUDA (GSRMT_CUDA_TESTS=1: the shim's CUDA functions, the model's
+#      forward and gradients on CUDA against the CPU, a CUDA training step with and without bf16
+#      autocast, AdamW's foreach form);
+#   4. prints the training and evaluation throughput of `paper` at 224 px, batch 64, fp32 and --amp,
+#      for gsrmt and for the PyTorch counterpart (bench/pytorch_bench.py) on the same GPU.
+# Everything it prints also goes to $OUT/device-check.log (OUT defaults to ./device-check-out), with
+# the benchmark rows in $OUT/device-bench.csv.
+#
+# Usage: scripts/device-check.sh [--bundle FILE] [--variants swat,retention,rmt] [--steps N] [--skip-tests]
+#        scripts/device-check.sh --cpu-dry-run   (rehearsal on a machine without a GPU: the default
+#        libtorch of setup-libtorch.sh, CUDA tests skipped, nano at 32 px on the CPU)
+# Environment: PYTHON (default python3) is the Python with the CUDA PyTorch; CXX (default g++).
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+BUNDLE=$REPO/dist/gsrmt-device-bundle.tar.xz
+VARIANTS=swat
+STEPS=20
+SKIP_TESTS=""
+DRY=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --bundle) BUNDLE=$2; shift 2 ;;
+        --variants) VARIANTS=$2; shift 2 ;;
+        --steps) STEPS=$2; shift 2 ;;
+        --skip-tests) SKIP_TESTS=1; shift ;;
+        --cpu-dry-run) DRY=1; shift ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        *) echo "device-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+OUT=${OUT:-$REPO/device-check-out}
+mkdir -p "$OUT"
+LOG=$OUT/device-check.log
+exec > >(tee -a "$LOG") 2>&1
+T0=$(date +%s)
+PY=${PYTHON:-python3}
+WORK=${GSRMT_DEVICE_WORK:-$HOME/.cache/gsrmt-device}
+mkdir -p "$WORK"
+say() { printf '[device-check %4ds] %s\n' $(( $(date +%s) - T0 )) "$*"; }
+die() { say "error: $*"; exit 1; }
+
+# 0. The machine.
+say "machine: $(uname -srm), $(nproc) CPUs"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | sed 's/^/  GPU: /'
+"$PY" -c 'import torch, sys; print("  PyTorch", torch.__version__, "CUDA", torch.version.cuda, "available:", torch.cuda.is_available()); sys.exit(0 if torch.cuda.is_available() or sys.argv[1] else 3)' "$DRY" ||
+    die "'$PY' has no CUDA PyTorch with a visible GPU (set PYTHON=/path/to/python)"
+command -v "${CXX:-g++}" >/dev/null || die "no C++ compiler '${CXX:-g++}': cgo and gotch need one (set CXX)"
+
+# 1. Go, the modules and gotch: the machine's own Go when new enough, else the bundle.
+need_minor=$(sed -n 's/^go 1\.\([0-9]*\).*/\1/p' go.mod)
+have_go=""
+if command -v go >/dev/null; then
+    minor=$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+    [ -n "$minor" ] && [ "$minor" -ge "$need_minor" ] && have_go=1
+fi
+offline_modules=""
+if [ -f "$BUNDLE" ]; then
+    say "unpacking $BUNDLE ($(du -m "$BUNDLE" | cut -f1) MB) into $WORK"
+    rm -rf "$WORK/bundle" && mkdir -p "$WORK/bundle"
+    xz -dc "$BUNDLE" | tar -C "$WORK/bundle" -xf -
+    offline_modules=1
+elif [ -z "$have_go" ]; then
+    die "no Go 1.$need_minor+ here and no bundle at $BUNDLE (make one with scripts/make-device-bundle.sh)"
+fi
+if [ -z "$have_go" ]; then
+    export GOROOT=$WORK/bundle/go
+    export PATH=$GOROOT/bin:$PATH
+fi
+export GOTOOLCHAIN=local GOCACHE=$WORK/gocache GOPATH=$WORK/gopath
+if [ -n "$offline_modules" ]; then
+    # The bundle's vendored packages, no network: build outside workspace mode with -mod=vendor.
+    rm -rf vendor && cp -r "$WORK/bundle/vendor" vendor
+    export GOFLAGS=-mod=vendor GOPROXY=off GOWORK=off GOTCH_SRC
+    GOTCH_SRC=$(ls -d "$WORK"/bundle/gotch-v* | head -1)
+fi
+modsrc="the module proxy"; [ -n "${GOFLAGS:-}" ] && modsrc="vendor/ from the bundle"
+say "Go: $(go env GOVERSION) ($(go env GOROOT)); modules: $modsrc"
+
+# 2. Build against PyTorch's libtorch.
+use_pytorch=1; [ -n "$DRY" ] && use_pytorch=""
+say "setup-libtorch.sh${use_pytorch:+ with LIBTORCH_USE_PYTORCH=1} (compiles gotch's C++: a few minutes)"
+LIBTORCH_USE_PYTORCH=$use_pytorch PYTHON=$PY GSRMT_CACHE=$WORK/cache GSRMT_SKIP_WARM=${offline_modules:+1} ./setup-libtorch.sh
+if [ -n "$offline_modules" ]; then
+    # setup-libtorch.sh pointed go.work at the prepared gotch; in vendor mode it takes gotch's place.
+    prepared=$(sed -n 's/^replace github.com\/sugarme\/gotch [^ ]* => //p' go.work)
+    [ -d "$prepared" ] || die "no prepared gotch found in go.work"
+    rm -rf vendor/github.com/sugarme/gotch
+    mkdir -p vendor/github.com/sugarme && cp -r "$prepared" vendor/github.com/sugarme/gotch
+fi
+go build -o bin/gsrmt-cli ./cli/...
+bin/gsrmt-cli env
+
+# 3. The tests that use CUDA.
+if [ -z "$SKIP_TESTS" ]; then
+    say "CUDA tests (log: $OUT/cuda-tests.log)"
+    cuda_tests=1; [ -n "$DRY" ] && cuda_tests=""
+    if GSRMT_CUDA_TESTS=$cuda_tests GSRMT_PYTHON=$PY go test -count=1 -v -run 'CUDA|Autocast|AdamW' ./internal/torch ./train ./tests \
+        > "$OUT/cuda-tests.log" 2>&1; then
+        grep -E '^(--- |ok|FAIL)' "$OUT/cuda-tests.log"
+        say "CUDA tests passed"
+    else
+        grep -E '^(--- |ok|FAIL|panic)|_test.go:' "$OUT/cuda-tests.log" | head -60
+        say "CUDA tests FAILED (see $OUT/cuda-tests.log)"
+    fi
+fi
+
+# 4. Throughput: paper, 224 px, batch 64, fp32 and bf16 autocast, gsrmt and PyTorch.
+preset=paper px=224 batch=64 device=cuda amps=("" --amp)
+[ -n "$DRY" ] && preset=nano px=32 batch=16 device=cpu amps=("")
+say "benchmarks: $preset $px px batch $batch on $device, $STEPS steps after 5 warm-up"
+printf 'impl,variant,amp,train_ms_per_step,train_images_per_s,eval_ms_per_step,eval_images_per_s,peak_device_mb\n' > "$OUT/device-bench.csv"
+printf '%-10s %-5s | %10s %10s %7s | %10s %10s %7s | %9s %9s\n' variant amp "go train" "py train" ratio "go eval" "py eval" ratio "go MB" "py MB"
+for v in ${VARIANTS//,/ }; do
+    for amp in "${amps[@]}"; do
+        args=(--variant "$v" --preset "$preset" --img-size "$px" --batch-size "$batch" --steps "$STEPS" --warmup 5 --device "$device" $amp)
+        g=$(bin/gsrmt-cli bench "${args[@]}" --json) || { say "gsrmt bench $v $amp failed"; continue; }
+        p=$("$PY" bench/pytorch_bench.py "${args[@]}") || { say "PyTorch bench $v $amp failed"; continue; }
+        "$PY" - "$v" "${amp:-fp32}" "$g" "$p" "$OUT/device-bench.csv" <<'PY'
+import json, sys
+v, amp, g, p, csv = sys.argv[1:]
+g, p = json.loads(g), json.loads(p.strip().splitlines()[-1])
+print("%-10s %-5s | %8.1fms %8.1fms %7.3f | %8.1fms %8.1fms %7.3f | %9.0f %9.0f" % (
+    v, amp.lstrip("-"), g["train_ms_per_step"], p["train_ms_per_step"], g["train_ms_per_step"] / p["train_ms_per_step"],
+    g["eval_ms_per_step"], p["eval_ms_per_step"], g["eval_ms_per_step"] / p["eval_ms_per_step"],
+    g.get("peak_device_mb", 0), p.get("peak_device_mb", 0)))
+with open(csv, "a") as f:
+    for impl, r in (("gsrmt", g), ("pytorch", p)):
+        f.write("%s,%s,%s,%.2f,%.1f,%.2f,%.1f,%.0f\n" % (impl, v, amp.lstrip("-"), r["train_ms_per_step"], r["train_images_per_s"],
+                r["eval_ms_per_step"], r["eval_images_per_s"], r.get("peak_device_mb", 0)))
+PY
+    done
+done
+say "done; log in $LOG, table in $OUT/device-bench.csv"
