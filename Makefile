@@ -25,8 +25,8 @@ build: setup
 demo: build
 	bin/gsrmt-cli train --dataset fashion-mnist --img-size 28 --variant swat --preset nano \
 	    --epochs 1 --batch-size 64 --limit-train 15000 --lr 3e-3 --warmup-epochs 0.1 --crop-padding 0 \
-	    --mixup 0 --cutmix 0 --threads 2 --out $(DEMO_OUT)
-	bin/gsrmt-cli eval --checkpoint $(DEMO_OUT)/best.pt --threads 2
+	    --mixup 0 --cutmix 0 --out $(DEMO_OUT)
+	bin/gsrmt-cli eval --checkpoint $(DEMO_OUT)/best.pt
 
 vet: setup
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -42,7 +42,7 @@ test: vet test-go test-python
 
 # gsrmt against eager PyTorch on the same libtorch (CPU, 2 threads).
 bench: build
-	bench/compare.sh 2 10
+	/usr/bin/python3 bench/compare.py --threads 2 --rounds 3 --steps 10
 
 clean:
 	rm -rf bin

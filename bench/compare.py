@@ -21,8 +21,8 @@ import sys
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
-def run(cmd):
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+def run(cmd, env=None):
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     if p.returncode != 0:
         sys.exit("%s failed (exit %d):\n%s" % (" ".join(cmd), p.returncode, p.stderr[-2000:]))
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -41,10 +41,17 @@ def main():
     ap.add_argument("--cli", default=os.environ.get("CLI", "bin/gsrmt-cli"))
     ap.add_argument("--python", default=os.environ.get("PYTHON", sys.executable))
     ap.add_argument("--csv", help="write every round to this CSV file")
+    ap.add_argument("--py-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment for the PyTorch runs only, e.g. GLIBC_TUNABLES=... to give PyTorch the malloc "
+                         "settings gsrmt-cli uses (see README.md)")
     a = ap.parse_args()
     if not os.path.exists(os.path.join(ROOT, a.cli)) and not os.path.isabs(a.cli):
         sys.exit("%s not found: run `make build` first (or pass --cli)" % a.cli)
 
+    py_env = dict(os.environ)
+    for kv in a.py_env:
+        k, _, v = kv.partition("=")
+        py_env[k] = v
     rows = []
     writer = None
     if a.csv:
@@ -70,7 +77,7 @@ def main():
                     if impl == "go":
                         out = run([a.cli, "bench", "--json"] + common)
                     else:
-                        out = run([a.python, "bench/pytorch_bench.py"] + common)
+                        out = run([a.python, "bench/pytorch_bench.py"] + common, env=py_env)
                     res[impl].append(out)
                     if writer:
                         writer.writerow([impl, v, preset, px, batch, a.threads, a.device, a.amp, r,

@@ -28,7 +28,8 @@ func benchCommand() *cli.Command {
 		Name:  "bench",
 		Usage: "time a training step (forward, backward, AdamW) and an evaluation forward on random inputs",
 		Description: `Reports the median milliseconds per step and images per second after --warmup steps, and the
-process's peak resident memory. bench/compare.sh runs the PyTorch counterpart on the same config.
+process's peak resident memory (and on CUDA the device's). bench/compare.py runs it and the PyTorch
+counterpart on the same configs, interleaved, and prints the ratios.
 
 A long run checks that memory stays flat: --steps 5000 --memory-log mem.csv writes the resident
 memory every 100 training steps; train_rss_growth_pct is the growth over the timed training steps.
@@ -111,6 +112,8 @@ Examples:
 			fmt.Fprintf(w, "eval forward: %8.1f ms  %8.1f images/s\n", res.EvalMsPerStep, res.EvalImagesPerS)
 			fmt.Fprintf(w, "memory:       peak %.0f MB resident; %.1f MB after warm-up, %.1f MB after the training steps (%+.2f %%), %.1f MB at the end\n",
 				res.PeakRSSMB, res.RSSAfterWarmupMB, res.RSSAfterTrainMB, res.TrainRSSGrowthPct, res.RSSEndMB)
+			fmt.Fprintf(w, "C heap:       %.1f MB in use after warm-up, %.1f MB after the training steps (%+.2f %%)\n",
+				res.HeapAfterWarmupMB, res.HeapAfterTrainMB, res.TrainHeapGrowthPct)
 			if res.PeakDeviceMB > 0 {
 				fmt.Fprintf(w, "device:       peak %.0f MB in use on %s (context and caching allocator included)\n", res.PeakDeviceMB, res.Device)
 			}

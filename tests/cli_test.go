@@ -212,6 +212,10 @@ func TestCLIBenchMemoryStaysFlat(t *testing.T) {
 	if growth > 2 {
 		t.Errorf("resident memory grew %.2f %% over 400 training steps (%.1f -> %.1f MB)", growth, warm, after)
 	}
+	if heap := field("train_heap_growth_pct"); heap > 2 {
+		t.Errorf("the C heap in use grew %.2f %% over 400 training steps (%.1f -> %.1f MB)", heap,
+			field("heap_after_warmup_mb"), field("heap_after_train_mb"))
+	}
 	data, err := os.ReadFile(log)
 	if err != nil {
 		t.Fatal(err)

@@ -41,14 +41,21 @@ type BenchResult struct {
 	PeakRSSMB float64 `json:"peak_rss_mb"`
 	// RSSAfterWarmupMB, RSSAfterTrainMB and RSSEndMB are the resident
 	// memory after the warm-up steps, after the timed training steps and
-	// after the timed evaluation forwards, each measured after returning
-	// freed heap memory to the system (malloc_trim).
+	// after the timed evaluation forwards, as the process holds it (free
+	// memory that malloc keeps for reuse included).
 	RSSAfterWarmupMB float64 `json:"rss_after_warmup_mb"`
 	RSSAfterTrainMB  float64 `json:"rss_after_train_mb"`
 	RSSEndMB         float64 `json:"rss_end_mb"`
 	// TrainRSSGrowthPct is RSSAfterTrainMB over RSSAfterWarmupMB, in per cent:
 	// how much resident memory the timed training steps added.
 	TrainRSSGrowthPct float64 `json:"train_rss_growth_pct"`
+	// HeapAfterWarmupMB and HeapAfterTrainMB are the C heap in use
+	// (torch.HeapInUse: live tensors and other allocations, not the free
+	// memory malloc keeps); TrainHeapGrowthPct compares them: a leak shows
+	// here first.
+	HeapAfterWarmupMB  float64 `json:"heap_after_warmup_mb"`
+	HeapAfterTrainMB   float64 `json:"heap_after_train_mb"`
+	TrainHeapGrowthPct float64 `json:"train_heap_growth_pct"`
 	// PeakDeviceMB is, on CUDA, the most device memory in use seen after any
 	// step (total minus free, as nvidia-smi reports it: the CUDA context and
 	// what the caching allocator holds, which keeps a step's peak reserved).
@@ -57,14 +64,15 @@ type BenchResult struct {
 
 // BenchCSVHeader is the header row of BenchResult.CSV.
 const BenchCSVHeader = "variant,preset,img_size,batch_size,threads,device,amp,steps,train_ms_per_step,eval_ms_per_step,train_ms_min,eval_ms_min," +
-	"train_images_per_s,eval_images_per_s,peak_rss_mb,rss_after_warmup_mb,rss_after_train_mb,rss_end_mb,train_rss_growth_pct,peak_device_mb"
+	"train_images_per_s,eval_images_per_s,peak_rss_mb,rss_after_warmup_mb,rss_after_train_mb,rss_end_mb,train_rss_growth_pct," +
+	"heap_after_warmup_mb,heap_after_train_mb,train_heap_growth_pct,peak_device_mb"
 
 // CSV returns the result as one CSV row in BenchCSVHeader's order.
 func (r BenchResult) CSV() string {
-	return fmt.Sprintf("%s,%s,%d,%d,%d,%s,%t,%d,%.2f,%.2f,%.2f,%.2f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.3f,%.1f",
+	return fmt.Sprintf("%s,%s,%d,%d,%d,%s,%t,%d,%.2f,%.2f,%.2f,%.2f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.3f,%.1f,%.1f,%.3f,%.1f",
 		r.Variant, r.Preset, r.ImgSize, r.Batch, r.Threads, r.Device, r.AMP, r.Steps, r.TrainMsPerStep, r.EvalMsPerStep, r.TrainMsMin, r.EvalMsMin,
 		r.TrainImagesPerS, r.EvalImagesPerS, r.PeakRSSMB, r.RSSAfterWarmupMB, r.RSSAfterTrainMB, r.RSSEndMB,
-		r.TrainRSSGrowthPct, r.PeakDeviceMB)
+		r.TrainRSSGrowthPct, r.HeapAfterWarmupMB, r.HeapAfterTrainMB, r.TrainHeapGrowthPct, r.PeakDeviceMB)
 }
 
 // BenchOptions says what Bench runs.
@@ -214,19 +222,16 @@ func Bench(cfg gsrmt.Config, o BenchOptions) (res BenchResult, err error) {
 	if _, err := timeIt(evalStep, o.Warmup); err != nil {
 		return res, err
 	}
-	torch.TrimHeap()
-	res.RSSAfterWarmupMB = rssMB("VmRSS")
+	res.RSSAfterWarmupMB, res.HeapAfterWarmupMB = rssMB("VmRSS"), float64(torch.HeapInUse())/(1<<20)
 	tr, err := timeIt(trainStep, o.Steps)
 	if err != nil {
 		return res, err
 	}
-	torch.TrimHeap()
-	res.RSSAfterTrainMB = rssMB("VmRSS")
+	res.RSSAfterTrainMB, res.HeapAfterTrainMB = rssMB("VmRSS"), float64(torch.HeapInUse())/(1<<20)
 	ev, err := timeIt(evalStep, o.Steps)
 	if err != nil {
 		return res, err
 	}
-	torch.TrimHeap()
 	res.RSSEndMB = rssMB("VmRSS")
 	if o.Profile != "" {
 		if err := torch.StartProfile(o.Profile); err != nil {
@@ -245,6 +250,9 @@ func Bench(cfg gsrmt.Config, o BenchOptions) (res BenchResult, err error) {
 	res.PeakRSSMB = rssMB("VmHWM")
 	if res.RSSAfterWarmupMB > 0 {
 		res.TrainRSSGrowthPct = (res.RSSAfterTrainMB/res.RSSAfterWarmupMB - 1) * 100
+	}
+	if res.HeapAfterWarmupMB > 0 {
+		res.TrainHeapGrowthPct = (res.HeapAfterTrainMB/res.HeapAfterWarmupMB - 1) * 100
 	}
 	res.PeakDeviceMB = float64(peakDevice) / (1 << 20)
 	res.BLAS = torch.BLASLibrary()

@@ -218,6 +218,10 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			}
 		}
 		r.metrics = append(r.metrics, m)
+		// Hand the heap's free memory back once an epoch: gsrmt-cli keeps freed
+		// memory for reuse between steps (torch.KeepFreedMemory), and this bounds
+		// what fragmentation can add over a long run.
+		torch.TrimHeap()
 		r.pos = progress{Epoch: epoch + 1, BestTop1: r.pos.BestTop1, BestEpoch: r.pos.BestEpoch}
 		if !math.IsNaN(m.TestTop1) && m.TestTop1 > r.pos.BestTop1 {
 			r.pos.BestTop1, r.pos.BestEpoch = m.TestTop1, epoch+1

@@ -121,6 +121,18 @@ int gsrmt_grad_is_enabled(void) { return at::GradMode::is_enabled() ? 1 : 0; }
 
 void gsrmt_trim_heap(void) { malloc_trim(0); }
 
+int64_t gsrmt_heap_in_use(void) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  struct mallinfo2 mi = mallinfo2();
+  return static_cast<int64_t>(mi.uordblks + mi.hblkhd);
+#elif defined(__GLIBC__)
+  struct mallinfo mi = mallinfo();  // int fields: wrong past 2 GB
+  return static_cast<int64_t>(static_cast<unsigned>(mi.uordblks)) + static_cast<unsigned>(mi.hblkhd);
+#else
+  return -1;
+#endif
+}
+
 int gsrmt_keep_freed_memory(void) {
   // No mmap for large blocks (each would be faulted in again, page by page,
   // on every use), and no trimming of the heap's top after frees.

@@ -34,6 +34,9 @@ void gsrmt_trim_heap(void);
 // to the system (mallopt M_MMAP_MAX 0, M_TRIM_THRESHOLD INT_MAX, M_TOP_PAD
 // 64 MB); returns 0 if mallopt refused a setting.
 int gsrmt_keep_freed_memory(void);
+// Bytes of C heap in use (glibc mallinfo2: allocated chunks in every arena
+// plus mmapped blocks), -1 without glibc.
+int64_t gsrmt_heap_in_use(void);
 // The default CPU generator's state (what torch.get_rng_state returns):
 // get writes up to cap bytes into buf and returns the state's length (or -1
 // on error, with *err set); set restores it.

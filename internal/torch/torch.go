@@ -386,3 +386,9 @@ func SetFlushDenormal(on bool) bool {
 // GLIBC_TUNABLES already sets malloc tunables. It reports false where
 // mallopt refused a setting (another C library than glibc).
 func KeepFreedMemory() bool { return C.gsrmt_keep_freed_memory() != 0 }
+
+// HeapInUse returns the bytes of C heap in use (glibc's mallinfo2: the
+// chunks allocated in every arena plus mmapped blocks): libtorch's tensors
+// and everything else C allocates, without the free memory malloc keeps.
+// It returns -1 where the C library is not glibc.
+func HeapInUse() int64 { return int64(C.gsrmt_heap_in_use()) }
