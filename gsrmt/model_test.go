@@ -456,3 +456,38 @@ func TestDescribePlan(t *testing.T) {
 		t.Errorf("MACs %d, want stem %d + stages %d + head %d", nano.MACs, stem, stages, head)
 	}
 }
+
+// An evaluation forward under NoGrad returns logits without a graph (nothing
+// for autograd to keep alive); with grad mode on the same call records one.
+func TestEvalHoldsNoGraph(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c, err := PresetConfig("retention", "nano", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(c, gotch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	x := ts.MustRandn([]int64{2, 3, 32, 32}, gotch.Float, gotch.CPU)
+	defer x.MustDrop()
+	var y *ts.Tensor
+	torch.NoGrad(func() { y, err = m.Forward(x, false) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if y.MustRequiresGrad() {
+		t.Error("logits of an evaluation forward under NoGrad require grad: the forward recorded a graph")
+	}
+	y.MustDrop()
+	y, err = m.Forward(x, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !y.MustRequiresGrad() {
+		t.Error("logits with grad mode on do not require grad")
+	}
+	y.MustDrop()
+}
