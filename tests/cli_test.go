@@ -175,9 +175,6 @@ func TestCLIBenchAndBenchData(t *testing.T) {
 // (the 5,000-step version is in README.md: gsrmt-cli bench --steps 5000). The
 // CSV output and the memory log carry the same numbers.
 func TestCLIBenchMemoryStaysFlat(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: 500 training steps")
-	}
 	log := filepath.Join(t.TempDir(), "mem.csv")
 	out, errOut, code := runCLI(t, "bench", "--variant", "retention", "--preset", "nano", "--img-size", "32", "--batch-size", "8",
 		"--steps", "400", "--warmup", "100", "--threads", "2", "--memory-log", log, "--memory-every", "50", "--csv")

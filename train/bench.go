@@ -116,24 +116,11 @@ func Bench(cfg gsrmt.Config, o BenchOptions) (res BenchResult, err error) {
 	}
 	res = BenchResult{Variant: cfg.Variant, Preset: cfg.Preset, ImgSize: o.ImgSize, Batch: o.Batch, Threads: torch.NumThreads(),
 		Device: DeviceName(dev), AMP: o.AMP, Steps: o.Steps}
-	m, err := gsrmt.New(cfg, dev)
+	bm, err := newBenchModel(cfg, o.ImgSize, o.Batch, dev, o.AMP)
 	if err != nil {
 		return res, err
 	}
-	defer m.Close()
-	opt, err := NewAdamW(m.Trainable(), DefaultAdamW())
-	if err != nil {
-		return res, err
-	}
-	defer opt.Close()
-	x := ts.MustRandn([]int64{int64(o.Batch), int64(cfg.InChans), int64(o.ImgSize), int64(o.ImgSize)}, gotch.Float, dev)
-	defer x.MustDrop()
-	lab := make([]int64, o.Batch)
-	for i := range lab {
-		lab[i] = int64(i % cfg.NumClasses)
-	}
-	labels := ts.MustOfSlice(lab).MustTo(dev, true)
-	defer labels.MustDrop()
+	defer bm.close()
 	var peakDevice uint64
 	sync := func() {
 		if dev == gotch.CPU {
@@ -154,33 +141,7 @@ func Bench(cfg gsrmt.Config, o BenchOptions) (res BenchResult, err error) {
 
 	trainSteps := 0
 	trainStep := func() error {
-		if err := opt.ZeroGrad(); err != nil {
-			return err
-		}
-		if o.AMP {
-			if _, err := torch.SetAutocast(true, torch.BFloat16); err != nil {
-				return err
-			}
-		}
-		logits, err := m.Forward(x, true)
-		if o.AMP {
-			torch.SetAutocast(false, torch.BFloat16)
-		}
-		if err != nil {
-			return err
-		}
-		l32 := logits.MustTotype(gotch.Float, true)
-		loss, err := CrossEntropy(l32, labels)
-		l32.MustDrop()
-		if err != nil {
-			return err
-		}
-		err = loss.Backward()
-		loss.MustDrop()
-		if err != nil {
-			return err
-		}
-		if err := opt.Update(1e-4); err != nil {
+		if err := bm.trainStep(); err != nil {
 			return err
 		}
 		trainSteps++
@@ -189,19 +150,7 @@ func Bench(cfg gsrmt.Config, o BenchOptions) (res BenchResult, err error) {
 		}
 		return nil
 	}
-	evalStep := func() (err error) {
-		torch.NoGrad(func() {
-			if o.AMP {
-				torch.SetAutocast(true, torch.BFloat16)
-				defer torch.SetAutocast(false, torch.BFloat16)
-			}
-			var y *ts.Tensor
-			if y, err = m.Forward(x, false); err == nil {
-				y.MustDrop()
-			}
-		})
-		return err
-	}
+	evalStep := bm.evalStep
 	timeIt := func(f func() error, n int) ([]float64, error) {
 		var ms []float64
 		for i := 0; i < n; i++ {
@@ -257,6 +206,88 @@ func Bench(cfg gsrmt.Config, o BenchOptions) (res BenchResult, err error) {
 	res.PeakDeviceMB = float64(peakDevice) / (1 << 20)
 	res.BLAS = torch.BLASLibrary()
 	return res, nil
+}
+
+// benchModel is a model, its optimizer and a fixed random batch: what a
+// benchmark step runs (Bench and the Go benchmarks share it).
+type benchModel struct {
+	m         *gsrmt.Model
+	opt       *AdamW
+	x, labels *ts.Tensor
+	amp       bool
+}
+
+func newBenchModel(cfg gsrmt.Config, imgSize, batch int, dev gotch.Device, amp bool) (*benchModel, error) {
+	m, err := gsrmt.New(cfg, dev)
+	if err != nil {
+		return nil, err
+	}
+	opt, err := NewAdamW(m.Trainable(), DefaultAdamW())
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	lab := make([]int64, batch)
+	for i := range lab {
+		lab[i] = int64(i % cfg.NumClasses)
+	}
+	return &benchModel{m: m, opt: opt, amp: amp,
+		x:      ts.MustRandn([]int64{int64(batch), int64(cfg.InChans), int64(imgSize), int64(imgSize)}, gotch.Float, dev),
+		labels: ts.MustOfSlice(lab).MustTo(dev, true)}, nil
+}
+
+func (b *benchModel) close() {
+	b.x.MustDrop()
+	b.labels.MustDrop()
+	b.opt.Close()
+	b.m.Close()
+}
+
+// trainStep runs forward (under bf16 autocast with amp), the loss, backward
+// and an AdamW update.
+func (b *benchModel) trainStep() error {
+	if err := b.opt.ZeroGrad(); err != nil {
+		return err
+	}
+	if b.amp {
+		if _, err := torch.SetAutocast(true, torch.BFloat16); err != nil {
+			return err
+		}
+	}
+	logits, err := b.m.Forward(b.x, true)
+	if b.amp {
+		torch.SetAutocast(false, torch.BFloat16)
+	}
+	if err != nil {
+		return err
+	}
+	l32 := logits.MustTotype(gotch.Float, true)
+	loss, err := CrossEntropy(l32, b.labels)
+	l32.MustDrop()
+	if err != nil {
+		return err
+	}
+	err = loss.Backward()
+	loss.MustDrop()
+	if err != nil {
+		return err
+	}
+	return b.opt.Update(1e-4)
+}
+
+// evalStep runs an evaluation forward under NoGrad.
+func (b *benchModel) evalStep() (err error) {
+	torch.NoGrad(func() {
+		if b.amp {
+			torch.SetAutocast(true, torch.BFloat16)
+			defer torch.SetAutocast(false, torch.BFloat16)
+		}
+		var y *ts.Tensor
+		if y, err = b.m.Forward(b.x, false); err == nil {
+			y.MustDrop()
+		}
+	})
+	return err
 }
 
 func minimum(v []float64) float64 {
