@@ -27,6 +27,7 @@ type envReport struct {
 	CPUs            int      `json:"cpus"`
 	BLAS            string   `json:"blas"`
 	ReferenceBLAS   bool     `json:"reference_blas"`
+	GoSysmon        string   `json:"go_sysmon"`
 	GotchVersion    string   `json:"gotch_version"`
 	StubbedOpsCount int      `json:"stubbed_ops"`
 	StubbedOps      []string `json:"stubbed_op_names,omitempty"`
@@ -84,6 +85,7 @@ func collectEnv() envReport {
 		CPUs:            runtime.NumCPU(),
 		BLAS:            blas,
 		ReferenceBLAS:   torch.ReferenceBLAS(blas),
+		GoSysmon:        sysmonState,
 		GotchVersion:    b.GotchVersion,
 		StubbedOpsCount: len(b.StubbedOps),
 		StubbedOps:      b.StubbedOps,
@@ -143,6 +145,7 @@ func writeEnv(w io.Writer, r envReport) {
 	default:
 		fmt.Fprintf(w, "BLAS:            %s\n", r.BLAS)
 	}
+	fmt.Fprintf(w, "Go sysmon:       %s\n", r.GoSysmon)
 	fmt.Fprintf(w, "gotch:           %s, prepared by setup-libtorch.sh (C++ ABI %d)\n", r.GotchVersion, r.CXX11ABI)
 	fmt.Fprintf(w, "stubbed ops:     %d gotch wrapper(s) whose ops libtorch %s lacks\n", r.StubbedOpsCount, r.LibtorchVersion)
 	if len(r.StubbedOps) > 0 {

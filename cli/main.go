@@ -58,6 +58,7 @@ func main() {
 	if os.Getenv("GSRMT_MALLOC") != "system" && !strings.Contains(os.Getenv("GLIBC_TUNABLES"), "glibc.malloc.") {
 		torch.KeepFreedMemory()
 	}
+	quietSysmon()
 	app := newApp()
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "gsrmt-cli:", err)

@@ -101,6 +101,7 @@ type BenchOptions struct {
 func Bench(cfg gsrmt.Config, o BenchOptions) (res BenchResult, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	restoreThreads()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("bench: %v", r)

@@ -1,17 +1,22 @@
 package train
 
 import (
+	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/gsrmt/gsrmt/gsrmt"
+	"github.com/gsrmt/gsrmt/internal/sysmon"
 	"github.com/sugarme/gotch"
 )
 
 // The Go benchmarks behind gsrmt-cli bench: a training step (forward,
 // backward, AdamW) and an evaluation forward of nano at 32 px, batch 64, per
 // variant, with libtorch's thread count (OMP_NUM_THREADS sets it; Debian's
-// libtorch starts with one). Run: go test -bench . -run XXX ./train
+// libtorch starts with one). As gsrmt-cli does, they lower the Go runtime's
+// monitor thread first (package sysmon; GSRMT_SYSMON=normal leaves it).
+// Run: go test -bench . -run XXX ./train
 func BenchmarkTrainStep(b *testing.B) { runModelBench(b, true) }
 
 func BenchmarkEvalForward(b *testing.B) { runModelBench(b, false) }
@@ -19,6 +24,11 @@ func BenchmarkEvalForward(b *testing.B) { runModelBench(b, false) }
 func runModelBench(b *testing.B, training bool) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if os.Getenv("GSRMT_SYSMON") != "normal" {
+		if _, err := sysmon.Quiet(time.Second); err != nil {
+			b.Logf("sysmon stays at normal priority: %v", err)
+		}
+	}
 	for _, variant := range []string{"swat", "retention", "rmt"} {
 		b.Run(variant, func(b *testing.B) {
 			cfg, err := gsrmt.PresetConfig(variant, "nano", 100)

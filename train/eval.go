@@ -45,6 +45,7 @@ func (e EvalResult) PerClass() []float64 {
 func Evaluate(m *gsrmt.Model, l *datasets.Loader, classes int, dev gotch.Device, progress func(done int), confusion ...bool) (res EvalResult, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	restoreThreads()
 	if len(confusion) > 0 && confusion[0] {
 		res.Confusion = make([][]int64, classes)
 		for i := range res.Confusion {

@@ -63,6 +63,7 @@ var ErrNonFinite = errors.New("non-finite loss")
 func Run(ctx context.Context, o Options) (*Result, error) {
 	runtime.LockOSThread() // libtorch's grad mode and autocast are per OS thread
 	defer runtime.UnlockOSThread()
+	restoreThreads()
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
@@ -222,6 +223,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		// memory for reuse between steps (torch.KeepFreedMemory), and this bounds
 		// what fragmentation can add over a long run.
 		torch.TrimHeap()
+		restoreThreads()
 		r.pos = progress{Epoch: epoch + 1, BestTop1: r.pos.BestTop1, BestEpoch: r.pos.BestEpoch}
 		if !math.IsNaN(m.TestTop1) && m.TestTop1 > r.pos.BestTop1 {
 			r.pos.BestTop1, r.pos.BestEpoch = m.TestTop1, epoch+1
