@@ -188,19 +188,20 @@ func (t *passTables) drop() {
 // weight applies the variant's weight(S, delta) of section 7 to logits S
 // of shape (B, nW, H, X, L, L), using the precomputed tables.
 func (a *attention) weight(sc *scope, s, add, mul *ts.Tensor) *ts.Tensor {
-	if a.variant != "swat" {
-		logits := sc.t(s.MustAdd(add, false))
-		return sc.t(logits.MustSoftmax(-1, gotch.Float, false))
-	}
 	logits := sc.t(s.MustAdd(add, false))
-	sig := sc.t(logits.MustSigmoid(false))
-	p := sc.t(sig.MustMul(mul, false))
+	if a.variant != "swat" {
+		return sc.next(logits, logits.MustSoftmax(-1, gotch.Float, false))
+	}
+	sig := sc.next(logits, logits.MustSigmoid(false))
+	p := sc.next(sig, sig.MustMul(mul, false))
 	if a.swatNorm != "row" {
 		return p
 	}
 	sum := sc.t(p.MustSumDimIntlist([]int64{-1}, true, gotch.Float, false))
-	den := sc.t(sum.MustAddScalar(sc.scalar(1e-6), false))
-	return sc.t(p.MustDiv(den, false))
+	den := sc.next(sum, sum.MustAddScalar(sc.scalar(1e-6), false))
+	out := sc.t(p.MustDiv(den, false))
+	sc.drop(p, den)
+	return out
 }
 
 // rope applies q*cos + rot(q)*sin with rot done as a pair swap (section 4).
@@ -269,8 +270,11 @@ func (a *attention) decomposed(sc *scope, q, k, v *ts.Tensor, t *passTables) *ts
 	pass := func(q, k, v, add, mul *ts.Tensor) *ts.Tensor {
 		in := newScope()
 		defer in.close()
-		s := in.t(q.MustMatmul(in.t(k.MustTranspose(-1, -2, false)), false))
-		return sc.t(a.weight(in, s, add, mul).MustMatmul(v, false))
+		kT := in.t(k.MustTranspose(-1, -2, false))
+		s := in.next(kT, q.MustMatmul(kT, false))
+		w := a.weight(in, s, add, mul)
+		in.release(s)
+		return sc.t(w.MustMatmul(v, false))
 	}
 	u := pass(q, k, v, t.addW, t.mulW) // (B,nW,H,R,K,d), scores (B,nW,H,R,K,K)
 	qt := sc.t(q.MustTranspose(3, 4, false))

@@ -328,6 +328,25 @@ func (s *scope) release(x *ts.Tensor) {
 	}
 }
 
+// next registers y, the result computed from prev, and releases prev
+// (when the scope holds it and it is not y itself): eager PyTorch frees an
+// intermediate as its last reference goes, and so does a forward here, which
+// keeps the working set small (autograd holds what backward needs).
+func (s *scope) next(prev, y *ts.Tensor) *ts.Tensor {
+	s.t(y)
+	if prev != y {
+		s.release(prev)
+	}
+	return y
+}
+
+// drop releases each tensor the scope holds among xs.
+func (s *scope) drop(xs ...*ts.Tensor) {
+	for _, x := range xs {
+		s.release(x)
+	}
+}
+
 func (s *scope) close() {
 	for _, x := range s.tensors {
 		x.MustDrop()

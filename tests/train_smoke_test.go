@@ -46,7 +46,7 @@ func TestNanoMemorizesRandomImages(t *testing.T) {
 			defer labels.MustDrop()
 
 			var loss float32
-			var rssWarm int64
+			var rssWarm, heapWarm int64
 			for step := 1; step <= steps; step++ {
 				if err := opt.ZeroGrad(); err != nil {
 					t.Fatal(err)
@@ -65,17 +65,27 @@ func TestNanoMemorizesRandomImages(t *testing.T) {
 					t.Fatal(err)
 				}
 				if step == 20 {
-					rssWarm = residentBytes(t)
+					rssWarm, heapWarm = residentBytes(t), torch.HeapInUse()
 				}
 			}
-			rssEnd := residentBytes(t)
+			rssEnd, heapEnd := residentBytes(t), torch.HeapInUse()
 			growth := float64(rssEnd-rssWarm) / float64(rssWarm)
-			t.Logf("%s: loss %.4f after %d steps; resident %.1f MB at step 20, %.1f MB at step %d (%+.2f %%)",
-				v, loss, steps, float64(rssWarm)/1e6, float64(rssEnd)/1e6, steps, 100*growth)
+			heapGrowth := float64(heapEnd-heapWarm) / float64(heapWarm)
+			t.Logf("%s: loss %.4f after %d steps; resident %.1f MB at step 20, %.1f MB at step %d (%+.2f %%); C heap in use %.1f -> %.1f MB (%+.2f %%)",
+				v, loss, steps, float64(rssWarm)/1e6, float64(rssEnd)/1e6, steps, 100*growth,
+				float64(heapWarm)/1e6, float64(heapEnd)/1e6, 100*heapGrowth)
 			if loss > 0.05 {
 				t.Errorf("%s: loss %.4f after %d steps, want < 0.05", v, loss, steps)
 			}
-			if growth > 0.02 {
+			// A leak shows in the heap in use (live C allocations: every tensor);
+			// resident memory also carries the fragmentation of glibc's default
+			// allocator, which depends on what ran before in this process
+			// (up to +2.7 % after the parity test, +0.1-0.6 % alone), hence the
+			// looser bound on it.
+			if heapWarm > 0 && heapGrowth > 0.02 {
+				t.Errorf("%s: C heap in use grew %.1f %% between step 20 and %d", v, 100*heapGrowth, steps)
+			}
+			if growth > 0.05 {
 				t.Errorf("%s: resident memory grew %.1f %% between step 20 and %d", v, 100*growth, steps)
 			}
 		})
