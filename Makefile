@@ -40,9 +40,12 @@ test-python: deps
 
 test: vet test-go test-python
 
-# gsrmt against eager PyTorch on the same libtorch (CPU, 2 threads).
+# gsrmt against eager PyTorch on the same libtorch (CPU, 2 threads): as users run the two, and with
+# PyTorch given gsrmt-cli's malloc settings (the ratio of gsrmt's own overhead). README.md, Performance.
+SAME_MALLOC := GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647:glibc.malloc.top_pad=67108864
 bench: build
-	/usr/bin/python3 bench/compare.py --threads 2 --rounds 3 --steps 10
+	/usr/bin/python3 bench/compare.py --threads 2 --rounds 5 --steps 10
+	/usr/bin/python3 bench/compare.py --threads 2 --rounds 5 --steps 10 --py-env $(SAME_MALLOC)
 
 clean:
 	rm -rf bin

@@ -9,6 +9,7 @@ the table shows the median over the rounds and the ratio of those medians. --csv
 Usage (from the repository root, after `make build`):
   /usr/bin/python3 bench/compare.py [--threads 2] [--rounds 3] [--steps 10] [--warmup 3]
       [--configs nano:32:64,tiny:32:64,nano:224:8] [--variants swat,retention,rmt] [--csv out.csv]
+      [--py-env KEY=VALUE ...] [--go-env KEY=VALUE ...]
 """
 import argparse
 import csv
@@ -44,14 +45,23 @@ def main():
     ap.add_argument("--py-env", action="append", default=[], metavar="KEY=VALUE",
                     help="environment for the PyTorch runs only, e.g. GLIBC_TUNABLES=... to give PyTorch the malloc "
                          "settings gsrmt-cli uses (see README.md)")
+    ap.add_argument("--go-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment for the gsrmt-cli runs only, e.g. GSRMT_SYSMON=normal or GSRMT_MALLOC=system "
+                         "to measure what those settings gain")
     a = ap.parse_args()
     if not os.path.exists(os.path.join(ROOT, a.cli)) and not os.path.isabs(a.cli):
         sys.exit("%s not found: run `make build` first (or pass --cli)" % a.cli)
 
-    py_env = dict(os.environ)
-    for kv in a.py_env:
-        k, _, v = kv.partition("=")
-        py_env[k] = v
+    def env_with(pairs):
+        env = dict(os.environ)
+        for kv in pairs:
+            k, sep, v = kv.partition("=")
+            if not sep:
+                sys.exit("--py-env/--go-env %r: want KEY=VALUE" % kv)
+            env[k] = v
+        return env
+
+    py_env, go_env = env_with(a.py_env), env_with(a.go_env)
     rows = []
     writer = None
     if a.csv:
@@ -75,7 +85,7 @@ def main():
                 order = ["go", "py"] if r % 2 == 0 else ["py", "go"]
                 for impl in order:
                     if impl == "go":
-                        out = run([a.cli, "bench", "--json"] + common)
+                        out = run([a.cli, "bench", "--json"] + common, env=go_env)
                     else:
                         out = run([a.python, "bench/pytorch_bench.py"] + common, env=py_env)
                     res[impl].append(out)

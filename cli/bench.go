@@ -108,6 +108,9 @@ Examples:
 			if res.Device == "cpu" && torch.ReferenceBLAS(res.BLAS) {
 				fmt.Fprintf(w, "BLAS:         %s is Netlib's reference BLAS: install libopenblas0-openmp for 2-4x faster steps\n", res.BLAS)
 			}
+			if !res.GoSysmonIdle && res.Device == "cpu" {
+				fmt.Fprintf(w, "Go sysmon:    %s; its wake-ups preempt libtorch's threads\n", sysmonState)
+			}
 			fmt.Fprintf(w, "train step:   %8.1f ms  %8.1f images/s\n", res.TrainMsPerStep, res.TrainImagesPerS)
 			fmt.Fprintf(w, "eval forward: %8.1f ms  %8.1f images/s\n", res.EvalMsPerStep, res.EvalImagesPerS)
 			fmt.Fprintf(w, "memory:       peak %.0f MB resident; %.1f MB after warm-up, %.1f MB after the training steps (%+.2f %%), %.1f MB at the end\n",

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gsrmt/gsrmt/gsrmt"
+	"github.com/gsrmt/gsrmt/internal/sysmon"
 	"github.com/gsrmt/gsrmt/internal/torch"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -26,7 +27,10 @@ type BenchResult struct {
 	Threads int    `json:"threads"`
 	Device  string `json:"device"`
 	// BLAS is the BLAS library libtorch calls (torch.BLASLibrary).
-	BLAS           string  `json:"blas"`
+	BLAS string `json:"blas"`
+	// GoSysmonIdle says whether the Go runtime's monitor thread ran at
+	// SCHED_IDLE (package sysmon; gsrmt-cli sets it unless GSRMT_SYSMON=normal).
+	GoSysmonIdle   bool    `json:"go_sysmon_idle"`
 	AMP            bool    `json:"amp"`
 	Steps          int     `json:"steps"`
 	TrainMsPerStep float64 `json:"train_ms_per_step"`
@@ -116,7 +120,7 @@ func Bench(cfg gsrmt.Config, o BenchOptions) (res BenchResult, err error) {
 			o.ImgSize, o.Batch, o.Steps, o.Warmup)
 	}
 	res = BenchResult{Variant: cfg.Variant, Preset: cfg.Preset, ImgSize: o.ImgSize, Batch: o.Batch, Threads: torch.NumThreads(),
-		Device: DeviceName(dev), AMP: o.AMP, Steps: o.Steps}
+		Device: DeviceName(dev), AMP: o.AMP, Steps: o.Steps, GoSysmonIdle: sysmon.QuietTID() != 0}
 	bm, err := newBenchModel(cfg, o.ImgSize, o.Batch, dev, o.AMP)
 	if err != nil {
 		return res, err
