@@ -208,3 +208,38 @@ func TestInPlaceOpsReleaseMemory(t *testing.T) {
 		t.Fatalf("resident memory grew by %.1f MB: in-place ops leak their tensor", float64(growth)/1e6)
 	}
 }
+
+// Ops with a string argument (GELU's approximate, as every block's MLP calls
+// it) leaked the C string in gotch's generated wrappers: 32 bytes of C heap a
+// call, which setup-libtorch.sh's preparation now frees. The live C heap
+// (mallinfo2) must not grow over 20,000 calls.
+func TestStringArgumentOpsKeepHeapFlat(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if torch.HeapInUse() < 0 {
+		t.Skip("the C heap in use needs glibc's mallinfo2")
+	}
+	x := ts.MustOnes([]int64{4, 8}, gotch.Float, gotch.CPU)
+	defer x.MustDrop()
+	ops := map[string]func(){
+		"gelu none": func() { x.MustGelu("none", false).MustDrop() },
+		"gelu tanh": func() { x.MustGelu("tanh", false).MustDrop() },
+	}
+	for name, op := range ops {
+		for i := 0; i < 1000; i++ {
+			op()
+		}
+		runtime.GC()
+		before := torch.HeapInUse()
+		const calls = 20000
+		for i := 0; i < calls; i++ {
+			op()
+		}
+		runtime.GC()
+		perCall := float64(torch.HeapInUse()-before) / calls
+		t.Logf("%s: C heap in use %+.2f bytes a call", name, perCall)
+		if perCall > 2 {
+			t.Errorf("%s: the C heap grew %.1f bytes a call over %d calls (the unfreed C string was 32)", name, perCall, calls)
+		}
+	}
+}

@@ -122,3 +122,30 @@ func TestTrimTensorOverhead(t *testing.T) {
 		t.Fatalf("trimmed %d:\n%s", n, out)
 	}
 }
+
+func TestFixCStringSource(t *testing.T) {
+	src := "package libtch\n\n//#include \"stdbool.h\" \n//#include \"torch_api.h\" \nimport \"C\"\n\nimport \"unsafe\"\n\n" +
+		"func AtgGelu(ptr *Ctensor, self Ctensor, approximate string){\n" +
+		"capproximate := C.CString(approximate)\n" +
+		"approximateLen := len(approximate)\n" +
+		"capproximateLen := *(*C.int)(unsafe.Pointer(&approximateLen)) \n" +
+		"\tC.atg_gelu(ptr, self, capproximate, capproximateLen)\n}\n"
+	out, n, err := fixCStringSource(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("freed %d strings, want 1", n)
+	}
+	for _, want := range []string{
+		"//#include \"stdbool.h\" \n//#include \"stdlib.h\"\n",
+		"capproximate := C.CString(approximate)\ndefer C.free(unsafe.Pointer(capproximate))\napproximateLen",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, _, err := fixCStringSource("package libtch\n"); err == nil {
+		t.Error("a file without the cgo preamble was accepted")
+	}
+}

@@ -109,6 +109,11 @@ func prepare(c config) error {
 		return err
 	}
 	fmt.Printf("fixed %d C.malloc(0) output buffers and C-allocated tensor lists in ts/ (gotch issue #132)\n", n)
+	n, err = fixCStringLeaks(filepath.Join(libtch, "c-generated.go"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("freed the C string of %d string arguments in libtch/c-generated.go (each call leaked it)\n", n)
 
 	cxxFlags := append([]string{"-std=c++17", fmt.Sprintf("-D_GLIBCXX_USE_CXX11_ABI=%d", c.abi), "-I" + libtch}, c.includeFlags()...)
 	stubbed, err := stubUncompilable(c.cxx, cxxFlags, libtch, c.version)
