@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -16,11 +17,11 @@ var sysmonState = "not attempted"
 // so it is reported by `gsrmt-cli env` (and on stderr with GSRMT_DEBUG=1)
 // rather than stopping the command.
 func quietSysmon() {
-	if os.Getenv("GSRMT_SYSMON") == "normal" {
+	tid, err := sysmon.QuietUnlessDisabled(200 * time.Millisecond)
+	if errors.Is(err, sysmon.ErrDisabled) {
 		sysmonState = "normal priority (GSRMT_SYSMON=normal)"
 		return
 	}
-	tid, err := sysmon.Quiet(200 * time.Millisecond)
 	if err != nil {
 		sysmonState = "normal priority: " + err.Error()
 		if os.Getenv("GSRMT_DEBUG") == "1" {

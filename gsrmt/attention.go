@@ -200,7 +200,7 @@ func (a *attention) weight(sc *scope, s, add, mul *ts.Tensor) *ts.Tensor {
 	sum := sc.t(p.MustSumDimIntlist([]int64{-1}, true, gotch.Float, false))
 	den := sc.next(sum, sum.MustAddScalar(sc.scalar(1e-6), false))
 	out := sc.t(p.MustDiv(den, false))
-	sc.drop(p, den)
+	sc.release(p, den)
 	return out
 }
 

@@ -316,14 +316,16 @@ func (s *scope) scalar(v float64) *ts.Scalar {
 	return x
 }
 
-// release drops x now if the scope holds it (searching from the most
-// recent tensor) and forgets it; other tensors are left alone.
-func (s *scope) release(x *ts.Tensor) {
-	for i := len(s.tensors) - 1; i >= 0; i-- {
-		if s.tensors[i] == x {
-			x.MustDrop()
-			s.tensors = append(s.tensors[:i], s.tensors[i+1:]...)
-			return
+// release drops each of xs now if the scope holds it (searching from the
+// most recent tensor) and forgets it; other tensors are left alone.
+func (s *scope) release(xs ...*ts.Tensor) {
+	for _, x := range xs {
+		for i := len(s.tensors) - 1; i >= 0; i-- {
+			if s.tensors[i] == x {
+				x.MustDrop()
+				s.tensors = append(s.tensors[:i], s.tensors[i+1:]...)
+				break
+			}
 		}
 	}
 }
@@ -338,13 +340,6 @@ func (s *scope) next(prev, y *ts.Tensor) *ts.Tensor {
 		s.release(prev)
 	}
 	return y
-}
-
-// drop releases each tensor the scope holds among xs.
-func (s *scope) drop(xs ...*ts.Tensor) {
-	for _, x := range xs {
-		s.release(x)
-	}
 }
 
 func (s *scope) close() {

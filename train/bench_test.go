@@ -1,7 +1,6 @@
 package train
 
 import (
-	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -24,10 +23,8 @@ func BenchmarkEvalForward(b *testing.B) { runModelBench(b, false) }
 func runModelBench(b *testing.B, training bool) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if os.Getenv("GSRMT_SYSMON") != "normal" {
-		if _, err := sysmon.Quiet(time.Second); err != nil {
-			b.Logf("sysmon stays at normal priority: %v", err)
-		}
+	if _, err := sysmon.QuietUnlessDisabled(time.Second); err != nil {
+		b.Logf("sysmon stays at normal priority: %v", err)
 	}
 	for _, variant := range []string{"swat", "retention", "rmt"} {
 		b.Run(variant, func(b *testing.B) {

@@ -17,7 +17,23 @@
 // Restore puts every other thread of the process back to SCHED_OTHER.
 package sysmon
 
-import "errors"
+import (
+	"errors"
+	"os"
+	"time"
+)
 
 // ErrUnsupported is returned on systems without Linux's SCHED_IDLE.
 var ErrUnsupported = errors.New("sysmon: lowering the Go runtime's monitor thread needs Linux")
+
+// ErrDisabled is returned by QuietUnlessDisabled when GSRMT_SYSMON=normal.
+var ErrDisabled = errors.New("sysmon: left at normal priority (GSRMT_SYSMON=normal)")
+
+// QuietUnlessDisabled calls Quiet unless the environment sets
+// GSRMT_SYSMON=normal, in which case it returns ErrDisabled.
+func QuietUnlessDisabled(timeout time.Duration) (int, error) {
+	if os.Getenv("GSRMT_SYSMON") == "normal" {
+		return 0, ErrDisabled
+	}
+	return Quiet(timeout)
+}

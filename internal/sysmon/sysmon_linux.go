@@ -81,10 +81,6 @@ func Restore() (int, error) {
 	return n, nil
 }
 
-// Policy returns the scheduling policy of thread tid as sched_getscheduler(2)
-// does (0 SCHED_OTHER, 5 SCHED_IDLE).
-func Policy(tid int) (int, error) { return policy(tid) }
-
 // find samples the threads' current system calls until one thread, and only
 // one, has been seen in nanosleep three times.
 func find(timeout time.Duration) (int, error) {
@@ -168,6 +164,8 @@ func setPolicy(tid, policy int) error {
 	return nil
 }
 
+// policy returns the scheduling policy of thread tid as sched_getscheduler(2)
+// does (0 SCHED_OTHER, 5 SCHED_IDLE).
 func policy(tid int) (int, error) {
 	r, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, uintptr(tid), 0, 0)
 	if errno != 0 {

@@ -54,7 +54,7 @@ func TestQuietLowersTheMonitorThread(t *testing.T) {
 	if tid == syscall.Gettid() || tid == os.Getpid() {
 		t.Fatalf("Quiet chose thread %d, the caller's or the main thread", tid)
 	}
-	if p, err := Policy(tid); err != nil || p != schedIdle {
+	if p, err := policy(tid); err != nil || p != schedIdle {
 		t.Fatalf("thread %d: policy %d (%v), want SCHED_IDLE (5)", tid, p, err)
 	}
 	if again, err := Quiet(time.Second); err != nil || again != tid || QuietTID() != tid {
@@ -90,7 +90,7 @@ func TestRestoreResetsInheritedIdleThreads(t *testing.T) {
 	}()
 	tid := <-tidc
 	defer close(done)
-	if p, _ := Policy(tid); p != schedIdle {
+	if p, _ := policy(tid); p != schedIdle {
 		t.Fatalf("thread %d: policy %d after setting SCHED_IDLE", tid, p)
 	}
 	n, err := Restore()
@@ -100,10 +100,10 @@ func TestRestoreResetsInheritedIdleThreads(t *testing.T) {
 	if n < 1 {
 		t.Fatalf("Restore changed %d threads, want at least 1", n)
 	}
-	if p, _ := Policy(tid); p != schedOther {
+	if p, _ := policy(tid); p != schedOther {
 		t.Fatalf("thread %d: policy %d after Restore, want SCHED_OTHER (0)", tid, p)
 	}
-	if p, _ := Policy(quiet); p != schedIdle {
+	if p, _ := policy(quiet); p != schedIdle {
 		t.Fatalf("Restore changed the monitor thread %d to policy %d", quiet, p)
 	}
 }

@@ -12,6 +12,3 @@ func QuietTID() int { return 0 }
 
 // Restore does nothing outside Linux.
 func Restore() (int, error) { return 0, nil }
-
-// Policy returns ErrUnsupported outside Linux.
-func Policy(tid int) (int, error) { return 0, ErrUnsupported }
