@@ -101,6 +101,10 @@ func TestGotchAutograd(t *testing.T) {
 // A wrapper that setup-libtorch.sh compiled as a stub returns a Go error
 // naming the op and the libtorch version, and the process goes on.
 func TestStubbedOpReturnsError(t *testing.T) {
+	// libtorch's error travels in a thread-local that gotch reads in a second
+	// cgo call: both calls must run on the same OS thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	b := torch.Build()
 	x := ts.MustOnes([]int64{1, 3}, gotch.Float, gotch.CPU)
 	defer x.MustDrop()
