@@ -115,7 +115,11 @@ if [ -e "$LIB/libtorch_cuda.so" ]; then CUDA=true; fi
 ABI=0
 cxx11_symbols=$(nm -D --defined-only "$LIB/libc10.so" 2>/dev/null | grep -c '__cxx11' || true)
 if [ "${cxx11_symbols:-0}" -gt 0 ]; then ABI=1; fi
-say "chose: $SOURCE: libtorch $TORCH_VERSION at $ROOT (lib $LIB), CUDA: $CUDA, _GLIBCXX_USE_CXX11_ABI=$ABI"
+# The C++ standard: libtorch 2.14 and newer refuse anything before C++20 (an #error on
+# __cplusplus < 202002L in ATen/ATen.h and torch/all.h); older ones build as C++17.
+CXXSTD=c++17
+if grep -qs '202002L' "$INC/ATen/ATen.h" "$INC/torch/csrc/api/include/torch/all.h"; then CXXSTD=c++20; fi
+say "chose: $SOURCE: libtorch $TORCH_VERSION at $ROOT (lib $LIB), CUDA: $CUDA, _GLIBCXX_USE_CXX11_ABI=$ABI, -std=$CXXSTD"
 
 # ---------------------------------------------------------------------------------------------
 # 2. Prepare gotch for this libtorch in the cache (keyed by gotch version, libtorch version,
@@ -125,7 +129,7 @@ flavour=cpu; [ "$CUDA" = true ] && flavour=cuda
 pathkey=$(printf '%s' "$LIB" | cksum | cut -d' ' -f1)
 PREPARED="$CACHE/gotch-$GOTCH_VERSION-libtorch$TORCH_VERSION-$flavour-$pathkey"
 # The stamp changes when the preparing tool or these inputs change.
-stamp=$(cat "$REPO"/tools/gotchprep/*.go "$VERSION_H" <(printf '%s|%s|%s|%s|%s' "$ROOT" "$LIB" "$ABI" "$CUDA" "$CXX") | cksum | cut -d' ' -f1)
+stamp=$(cat "$REPO"/tools/gotchprep/*.go "$VERSION_H" <(printf '%s|%s|%s|%s|%s|%s' "$ROOT" "$LIB" "$ABI" "$CUDA" "$CXX" "$CXXSTD") | cksum | cut -d' ' -f1)
 
 if [ -f "$PREPARED/.gsrmt-stamp" ] && [ "$(cat "$PREPARED/.gsrmt-stamp")" = "$stamp" ]; then
     say "step 2: gotch $GOTCH_VERSION is already prepared for this libtorch in $PREPARED"
@@ -146,7 +150,7 @@ else
     say "with -fsyntax-only to find the wrappers this libtorch cannot compile (about 20 s a round)"
     GOWORK=off go run ./tools/gotchprep -src "$src" -dst "$PREPARED" -gotch-version "$GOTCH_VERSION" \
         -libtorch-root "$ROOT" -libtorch-include "$INC" -libtorch-lib "$LIB" \
-        -libtorch-version "$TORCH_VERSION" -libtorch-source "$SOURCE" -cuda="$CUDA" -abi "$ABI" -cxx "$CXX" |
+        -libtorch-version "$TORCH_VERSION" -libtorch-source "$SOURCE" -cuda="$CUDA" -abi "$ABI" -cxx "$CXX" -cxx-std "$CXXSTD" |
         sed 's/^/setup-libtorch:   /' >&2
     [ "${PIPESTATUS[0]}" = 0 ] || die "preparing gotch failed (see above)"
     echo "$stamp" > "$PREPARED/.gsrmt-stamp"
@@ -177,7 +181,7 @@ flagsgo=$(cat <<EOF
 package torch
 
 // #cgo CPPFLAGS: -D_GLIBCXX_USE_CXX11_ABI=$ABI $incflags
-// #cgo CXXFLAGS: -std=c++17 -O2
+// #cgo CXXFLAGS: -std=$CXXSTD -O2
 // #cgo LDFLAGS: -L$LIB -Wl,-rpath,$LIB -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10$cudalibs -Wl,--as-needed -lstdc++
 import "C"
 

@@ -13,6 +13,7 @@
 # the benchmark rows in $OUT/device-bench.csv.
 #
 # Usage: scripts/device-check.sh [--bundle FILE] [--variants swat,retention,rmt] [--steps N] [--skip-tests]
+#                                [--deadline SECONDS]  (start no further benchmark after that many seconds)
 #        scripts/device-check.sh --cpu-dry-run   (rehearsal on a machine without a GPU: the default
 #        libtorch of setup-libtorch.sh, CUDA tests skipped, nano at 32 px on the CPU)
 # Environment: PYTHON (default python3) is the Python with the CUDA PyTorch; CXX (default g++).
@@ -24,14 +25,16 @@ VARIANTS=swat
 STEPS=20
 SKIP_TESTS=""
 DRY=""
+DEADLINE=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --bundle) BUNDLE=$2; shift 2 ;;
         --variants) VARIANTS=$2; shift 2 ;;
         --steps) STEPS=$2; shift 2 ;;
         --skip-tests) SKIP_TESTS=1; shift ;;
+        --deadline) DEADLINE=$2; shift 2 ;;
         --cpu-dry-run) DRY=1; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "device-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -52,6 +55,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 "$PY" -c 'import torch, sys; print("  PyTorch", torch.__version__, "CUDA", torch.version.cuda, "available:", torch.cuda.is_available()); sys.exit(0 if torch.cuda.is_available() or sys.argv[1] else 3)' "$DRY" ||
     die "'$PY' has no CUDA PyTorch with a visible GPU (set PYTHON=/path/to/python)"
 command -v "${CXX:-g++}" >/dev/null || die "no C++ compiler '${CXX:-g++}': cgo and gotch need one (set CXX)"
+say "C++ compiler: $("${CXX:-g++}" --version | head -1)"
 
 # 1. Go, the modules and gotch: the machine's own Go when new enough, else the bundle.
 need_minor=$(sed -n 's/^go 1\.\([0-9]*\).*/\1/p' go.mod)
@@ -64,7 +68,14 @@ offline_modules=""
 if [ -f "$BUNDLE" ]; then
     say "unpacking $BUNDLE ($(du -m "$BUNDLE" | cut -f1) MB) into $WORK"
     rm -rf "$WORK/bundle" && mkdir -p "$WORK/bundle"
-    xz -dc "$BUNDLE" | tar -C "$WORK/bundle" -xf -
+    if command -v xz >/dev/null; then
+        xz -dc "$BUNDLE" | tar -C "$WORK/bundle" -xf -
+    else # no xz-utils: Python's lzma and tarfile
+        "$PY" -c 'import sys, tarfile
+t = tarfile.open(sys.argv[1], "r:xz")
+kw = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+t.extractall(sys.argv[2], **kw)' "$BUNDLE" "$WORK/bundle" || die "cannot unpack $BUNDLE"
+    fi
     offline_modules=1
 elif [ -z "$have_go" ]; then
     die "no Go 1.$need_minor+ here and no bundle at $BUNDLE (make one with scripts/make-device-bundle.sh)"
@@ -83,7 +94,28 @@ fi
 modsrc="the module proxy"; [ -n "${GOFLAGS:-}" ] && modsrc="vendor/ from the bundle"
 say "Go: $(go env GOVERSION) ($(go env GOROOT)); modules: $modsrc"
 
-# 2. Build against PyTorch's libtorch.
+# 2. Build against PyTorch's libtorch. A pip-installed CUDA PyTorch loads the CUDA libraries from
+#    the nvidia-* wheels through its RUNPATH; the linker needs their folders as -rpath-link.
+if [ -z "$DRY" ]; then
+    nvlibs=$("$PY" - <<'PY'
+import os
+try:
+    import nvidia
+except ImportError:
+    raise SystemExit(0)
+dirs = set()
+for base in nvidia.__path__:
+    for root, _, files in os.walk(base):
+        if any(".so" in f for f in files):
+            dirs.add(root)
+print(":".join(sorted(dirs)))
+PY
+)
+    if [ -n "$nvlibs" ]; then
+        export CGO_LDFLAGS="${CGO_LDFLAGS:--O2 -g} -Wl,-rpath-link,$nvlibs"
+        say "CUDA libraries of the nvidia-* wheels: $(tr ':' '\n' <<<"$nvlibs" | wc -l) folders, given to the linker as -rpath-link"
+    fi
+fi
 use_pytorch=1; [ -n "$DRY" ] && use_pytorch=""
 say "setup-libtorch.sh${use_pytorch:+ with LIBTORCH_USE_PYTORCH=1} (compiles gotch's C++: a few minutes)"
 LIBTORCH_USE_PYTORCH=$use_pytorch PYTHON=$PY GSRMT_CACHE=$WORK/cache GSRMT_SKIP_WARM=${offline_modules:+1} ./setup-libtorch.sh
@@ -119,6 +151,9 @@ printf 'impl,variant,amp,train_ms_per_step,train_images_per_s,eval_ms_per_step,e
 printf '%-10s %-5s | %10s %10s %7s | %10s %10s %7s | %9s %9s\n' variant amp "go train" "py train" ratio "go eval" "py eval" ratio "go MB" "py MB"
 for v in ${VARIANTS//,/ }; do
     for amp in "${amps[@]}"; do
+        if [ "$DEADLINE" -gt 0 ] && [ $(( $(date +%s) - T0 )) -ge "$DEADLINE" ]; then
+            say "skipping $v ${amp:-fp32}: past --deadline $DEADLINE s"; continue
+        fi
         args=(--variant "$v" --preset "$preset" --img-size "$px" --batch-size "$batch" --steps "$STEPS" --warmup 5 --device "$device" $amp)
         g=$(bin/gsrmt-cli bench "${args[@]}" --json) || { say "gsrmt bench $v $amp failed"; continue; }
         p=$("$PY" bench/pytorch_bench.py "${args[@]}") || { say "PyTorch bench $v $amp failed"; continue; }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -147,5 +149,29 @@ func TestFixCStringSource(t *testing.T) {
 	}
 	if _, _, err := fixCStringSource("package libtch\n"); err == nil {
 		t.Error("a file without the cgo preamble was accepted")
+	}
+}
+
+func TestCxxStdReachesLibGoAndIsChecked(t *testing.T) {
+	c := config{src: "s", dst: "d", include: "/opt/libtorch/include", lib: "/opt/libtorch/lib", version: "2.14.0", abi: 1, cxxStd: "c++20"}
+	if err := c.check(); err != nil {
+		t.Fatalf("check(%+v): %v", c, err)
+	}
+	path := filepath.Join(t.TempDir(), "lib.go")
+	if err := writeLibGo(path, c); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "// #cgo CXXFLAGS: -std=c++20 ") {
+		t.Fatalf("lib.go does not compile gotch as C++20:\n%s", b)
+	}
+	for _, bad := range []string{"", "17", "c++17 -O0", "c++"} {
+		c.cxxStd = bad
+		if err := c.check(); err == nil || !strings.Contains(err.Error(), "-cxx-std") {
+			t.Errorf("check accepted -cxx-std %q (err %v)", bad, err)
+		}
 	}
 }

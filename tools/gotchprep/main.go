@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -36,6 +37,7 @@ func main() {
 	flag.BoolVar(&cfg.cuda, "cuda", false, "link libtorch's CUDA libraries")
 	flag.IntVar(&cfg.abi, "abi", 1, "_GLIBCXX_USE_CXX11_ABI value of this libtorch (0 or 1)")
 	flag.StringVar(&cfg.cxx, "cxx", "g++", "C++ compiler used to find wrappers that do not compile")
+	flag.StringVar(&cfg.cxxStd, "cxx-std", "c++17", "C++ standard this libtorch's headers need (c++17; c++20 for libtorch 2.14 and newer)")
 	flag.Parse()
 
 	if err := cfg.check(); err != nil {
@@ -51,7 +53,7 @@ func main() {
 type config struct {
 	src, dst, gotchVersion     string
 	root, include, lib, source string
-	version, cxx               string
+	version, cxx, cxxStd       string
 	cuda                       bool
 	abi                        int
 }
@@ -65,8 +67,13 @@ func (c config) check() error {
 	if c.abi != 0 && c.abi != 1 {
 		return fmt.Errorf("-abi %d: want 0 or 1", c.abi)
 	}
+	if !cxxStdPattern.MatchString(c.cxxStd) {
+		return fmt.Errorf("-cxx-std %q: want a -std= value such as c++17 or c++20", c.cxxStd)
+	}
 	return nil
 }
+
+var cxxStdPattern = regexp.MustCompile(`^(c|gnu)\+\+[0-9][0-9a-z]$`)
 
 // systemDirs are folders the compiler and linker search already; naming them
 // with -I breaks libstdc++'s #include_next, so they are left out.
@@ -115,7 +122,7 @@ func prepare(c config) error {
 	}
 	fmt.Printf("freed the C string of %d string arguments in libtch/c-generated.go (each call leaked it)\n", n)
 
-	cxxFlags := append([]string{"-std=c++17", fmt.Sprintf("-D_GLIBCXX_USE_CXX11_ABI=%d", c.abi), "-I" + libtch}, c.includeFlags()...)
+	cxxFlags := append([]string{"-std=" + c.cxxStd, fmt.Sprintf("-D_GLIBCXX_USE_CXX11_ABI=%d", c.abi), "-I" + libtch}, c.includeFlags()...)
 	stubbed, err := stubUncompilable(c.cxx, cxxFlags, libtch, c.version)
 	if err != nil {
 		return err
@@ -139,7 +146,7 @@ func writeLibGo(path string, c config) error {
 	b.WriteString("package libtch\n\n")
 	fmt.Fprintf(&b, "// #cgo CPPFLAGS: -D_GLIBCXX_USE_CXX11_ABI=%d\n", c.abi)
 	b.WriteString("// #cgo CFLAGS: -I${SRCDIR} -O2 -Wall -Wno-unused-variable -Wno-deprecated-declarations -Wno-sign-compare -Wno-unused-function\n")
-	fmt.Fprintf(&b, "// #cgo CXXFLAGS: -std=c++17 -I${SRCDIR} -O1 -Wno-deprecated-declarations %s\n", strings.Join(c.includeFlags(), " "))
+	fmt.Fprintf(&b, "// #cgo CXXFLAGS: -std=%s -I${SRCDIR} -O1 -Wno-deprecated-declarations %s\n", c.cxxStd, strings.Join(c.includeFlags(), " "))
 	fmt.Fprintf(&b, "// #cgo LDFLAGS: %s\n", strings.Join(c.linkFlags(), " "))
 	b.WriteString("import \"C\"\n")
 	return writeFile(path, b.String())
