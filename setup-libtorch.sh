@@ -104,9 +104,16 @@ else
 fi
 
 VERSION_H="$INC/torch/csrc/api/include/torch/version.h"
-ver() { sed -n "s/^#define TORCH_VERSION_$1 \([0-9]*\).*/\1/p" "$VERSION_H"; }
-TORCH_VERSION="$(ver MAJOR).$(ver MINOR).$(ver PATCH)"
-[ "$TORCH_VERSION" != ".." ] || die "cannot read the version from $VERSION_H"
+[ -f "$VERSION_H" ] || die "no $VERSION_H: $ROOT does not look like a libtorch"
+# The version as the compiler sees it: torch/version.h held the numbers up to libtorch 2.x;
+# newer ones define them in headers it includes. The preprocessor follows whatever it does.
+TORCH_VERSION=$(printf '#include <torch/version.h>\nTORCH_VERSION_MAJOR.TORCH_VERSION_MINOR.TORCH_VERSION_PATCH\n' |
+    "$CXX" -E -P -x c++ -I"$INC" -I"$INC/torch/csrc/api/include" - 2>/dev/null | tr -d ' ' | grep -E '^[0-9]+\.[0-9]+\.[0-9]+$' | tail -1 || true)
+if [ -z "$TORCH_VERSION" ]; then
+    ver() { sed -n "s/^#define TORCH_VERSION_$1 \([0-9]*\).*/\1/p" "$VERSION_H"; }
+    TORCH_VERSION="$(ver MAJOR).$(ver MINOR).$(ver PATCH)"
+fi
+[ "$TORCH_VERSION" != ".." ] || die "cannot read the version from $VERSION_H (neither $CXX -E nor the #define lines give TORCH_VERSION_MAJOR/MINOR/PATCH)"
 case "$TORCH_VERSION" in 1.1[3-9].*|2.*) ;; *) die "libtorch $TORCH_VERSION at $ROOT is too old: gsrmt needs 1.13 or newer" ;; esac
 
 CUDA=false
