@@ -70,6 +70,10 @@ def main():
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
+    if dev.type == "cuda":
+        # The reference builds its RoPE and decay tables with torch.arange and friends in
+        # forward; on CUDA they must be created there, as gsrmt's are.
+        torch.set_default_device(dev)
     torch.manual_seed(0)
     model = GatedSwinRMT(variant=a.variant, preset=a.preset, num_classes=a.classes).to(dev)
     # AdamW as gsrmt's: no weight decay on biases, norms and LayerScale.

@@ -156,17 +156,21 @@ for v in ${VARIANTS//,/ }; do
         fi
         args=(--variant "$v" --preset "$preset" --img-size "$px" --batch-size "$batch" --steps "$STEPS" --warmup 5 --device "$device" $amp)
         g=$(bin/gsrmt-cli bench "${args[@]}" --json) || { say "gsrmt bench $v $amp failed"; continue; }
-        p=$("$PY" bench/pytorch_bench.py "${args[@]}") || { say "PyTorch bench $v $amp failed"; continue; }
+        p=$("$PY" bench/pytorch_bench.py "${args[@]}") || { say "PyTorch bench $v $amp failed"; p='{}'; }
         "$PY" - "$v" "${amp:-fp32}" "$g" "$p" "$OUT/device-bench.csv" <<'PY'
 import json, sys
 v, amp, g, p, csv = sys.argv[1:]
 g, p = json.loads(g), json.loads(p.strip().splitlines()[-1])
+nan = float("nan")
+pt, pe = p.get("train_ms_per_step", nan), p.get("eval_ms_per_step", nan)
 print("%-10s %-5s | %8.1fms %8.1fms %7.3f | %8.1fms %8.1fms %7.3f | %9.0f %9.0f" % (
-    v, amp.lstrip("-"), g["train_ms_per_step"], p["train_ms_per_step"], g["train_ms_per_step"] / p["train_ms_per_step"],
-    g["eval_ms_per_step"], p["eval_ms_per_step"], g["eval_ms_per_step"] / p["eval_ms_per_step"],
-    g.get("peak_device_mb", 0), p.get("peak_device_mb", 0)))
+    v, amp.lstrip("-"), g["train_ms_per_step"], pt, g["train_ms_per_step"] / pt,
+    g["eval_ms_per_step"], pe, g["eval_ms_per_step"] / pe,
+    g.get("peak_device_mb", 0), p.get("peak_device_mb", nan)))
 with open(csv, "a") as f:
     for impl, r in (("gsrmt", g), ("pytorch", p)):
+        if not r:
+            continue
         f.write("%s,%s,%s,%.2f,%.1f,%.2f,%.1f,%.0f\n" % (impl, v, amp.lstrip("-"), r["train_ms_per_step"], r["train_images_per_s"],
                 r["eval_ms_per_step"], r["eval_images_per_s"], r.get("peak_device_mb", 0)))
 PY
