@@ -4,9 +4,11 @@ prints the ratio gsrmt / PyTorch of the time per step (below 1.0: gsrmt is faste
 
 The two are interleaved (go, py, go, py, ... for --rounds rounds, the order alternating each round) so
 that a slow phase of a shared machine hits both; each round reports the median of --steps steps, and
-the table shows the median over the rounds and the ratio of those medians. The "best" columns divide
-the fastest step of all rounds on each side: interference from other work on a shared machine only
-adds time, so they are the steadier comparison where the host has busy phases. --csv writes every round.
+the table shows the median over the rounds and the ratio of those medians. The "paired" columns are
+the median over rounds of each round's own ratio (its gsrmt run against the PyTorch run beside it in
+time): a shared host's calm and busy phases last minutes, so the two runs of a round mostly share one,
+where the ratio of medians can set a busy gsrmt round against a calm PyTorch one. --csv writes every
+round, with each round's fastest step.
 
 Usage (from the repository root, after `make build`):
   /usr/bin/python3 bench/compare.py [--threads 2] [--rounds 3] [--steps 10] [--warmup 3]
@@ -73,7 +75,7 @@ def main():
                          "train_ms_per_step", "eval_ms_per_step", "train_ms_min", "eval_ms_min",
                          "peak_rss_mb", "peak_device_mb"])
     hdr = "%-10s %-6s %4s %5s | %9s %9s %6s %6s | %9s %9s %6s %6s" % (
-        "variant", "preset", "px", "batch", "go train", "py train", "ratio", "best", "go eval", "py eval", "ratio", "best")
+        "variant", "preset", "px", "batch", "go train", "py train", "ratio", "paired", "go eval", "py eval", "ratio", "paired")
     print(hdr)
     print("-" * len(hdr))
     sys.stdout.flush()
@@ -100,28 +102,26 @@ def main():
                         f.flush()
             med = {impl: (statistics.median(o["train_ms_per_step"] for o in res[impl]),
                           statistics.median(o["eval_ms_per_step"] for o in res[impl])) for impl in res}
-            # The fastest step of all rounds: noise on a shared machine only ever adds time, so
-            # the best ratio is the least disturbed estimate of the two implementations' cost.
-            best = {impl: (min(o["train_ms_min"] for o in res[impl]),
-                           min(o["eval_ms_min"] for o in res[impl])) for impl in res}
-            rows.append((v, preset, px, batch, med, best))
+            # Each round's go and py runs are neighbours in time: the median of their ratios.
+            paired = tuple(statistics.median(g[k] / p[k] for g, p in zip(res["go"], res["py"]))
+                           for k in ("train_ms_per_step", "eval_ms_per_step"))
+            rows.append((v, preset, px, batch, med, paired))
             print("%-10s %-6s %4s %5s | %7.1fms %7.1fms %6.3f %6.3f | %7.1fms %7.1fms %6.3f %6.3f" % (
                 v, preset, px, batch, med["go"][0], med["py"][0], med["go"][0] / med["py"][0],
-                best["go"][0] / best["py"][0],
-                med["go"][1], med["py"][1], med["go"][1] / med["py"][1], best["go"][1] / best["py"][1]))
+                paired[0], med["go"][1], med["py"][1], med["go"][1] / med["py"][1], paired[1]))
             sys.stdout.flush()
     if writer:
         f.close()
     tr = [m["go"][0] / m["py"][0] for *_, m, _ in rows]
     ev = [m["go"][1] / m["py"][1] for *_, m, _ in rows]
-    btr = [b["go"][0] / b["py"][0] for *_, b in rows]
-    bev = [b["go"][1] / b["py"][1] for *_, b in rows]
+    ptr = [pr[0] for *_, pr in rows]
+    pev = [pr[1] for *_, pr in rows]
     if rows:
         print("-" * len(hdr))
         print("geometric mean of the ratios: train %.3f, eval %.3f; worst: train %.3f, eval %.3f" % (
             statistics.geometric_mean(tr), statistics.geometric_mean(ev), max(tr), max(ev)))
-        print("best steps (fastest of all rounds): geometric mean train %.3f, eval %.3f; worst: train %.3f, eval %.3f" % (
-            statistics.geometric_mean(btr), statistics.geometric_mean(bev), max(btr), max(bev)))
+        print("paired ratios (median over rounds): geometric mean train %.3f, eval %.3f; worst: train %.3f, eval %.3f" % (
+            statistics.geometric_mean(ptr), statistics.geometric_mean(pev), max(ptr), max(pev)))
 
 
 if __name__ == "__main__":
