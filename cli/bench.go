@@ -23,7 +23,7 @@ func benchCommand() *cli.Command {
 		&cli.StringFlag{Name: "profile", Usage: "write a Chrome trace `FILE.json` of the libtorch ops of one more training step and evaluation forward"},
 	}
 	flags = append(flags, modelFlags(100)...)
-	flags = append(flags, runtimeFlags()...)
+	flags = append(flags, runtimeFlags(false)...)
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "time a training step (forward, backward, AdamW) and an evaluation forward on random inputs",

@@ -26,7 +26,7 @@ func evalCommand() *cli.Command {
 		&cli.StringFlag{Name: "confusion-png", Usage: "where --per-class writes the confusion matrix (default: next to the checkpoint)"},
 	}
 	flags = append(flags, modelFlags(10)...)
-	flags = append(flags, runtimeFlags()...)
+	flags = append(flags, runtimeFlags(true)...)
 	return &cli.Command{
 		Name:  "eval",
 		Usage: "evaluate a checkpoint on a data set split: loss, top-1, top-5",

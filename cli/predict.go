@@ -35,7 +35,7 @@ func predictCommand() *cli.Command {
 		&cli.BoolFlag{Name: "json", Usage: "print a JSON list, one object per image"},
 	}
 	flags = append(flags, modelFlags(10)...)
-	flags = append(flags, runtimeFlags()...)
+	flags = append(flags, runtimeFlags(false)...)
 	return &cli.Command{
 		Name:  "predict",
 		Usage: "classify image files with a checkpoint: top-k labels and probabilities",

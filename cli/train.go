@@ -18,13 +18,17 @@ import (
 	"golang.org/x/term"
 )
 
-// runtimeFlags choose where and how fast a command runs.
-func runtimeFlags() []cli.Flag {
-	return []cli.Flag{
+// runtimeFlags choose where and how fast a command runs; loadsData adds
+// --workers for the commands that read a data set.
+func runtimeFlags(loadsData bool) []cli.Flag {
+	flags := []cli.Flag{
 		&cli.StringFlag{Name: "device", Value: "auto", Usage: "auto, cpu, cuda or cuda:N (auto: the first GPU if any)"},
 		&cli.IntFlag{Name: "threads", Usage: "libtorch intra-op threads (0: OMP_NUM_THREADS when set, else one per CPU)"},
-		&cli.IntFlag{Name: "workers", Usage: "data-loading goroutines (0: one per CPU)"},
 	}
+	if loadsData {
+		flags = append(flags, &cli.IntFlag{Name: "workers", Usage: "data-loading goroutines (0: one per CPU)"})
+	}
+	return flags
 }
 
 // parseDevice turns --device into a gotch device, checking CUDA exists.
@@ -103,7 +107,7 @@ func trainCommand() *cli.Command {
 		&cli.IntFlag{Name: "eval-every", Value: 1, Usage: "evaluate every N epochs (and after the last)"},
 	}
 	flags = append(flags, modelFlags(10)...)
-	flags = append(flags, runtimeFlags()...)
+	flags = append(flags, runtimeFlags(true)...)
 	return &cli.Command{
 		Name:  "train",
 		Usage: "train a model (AdamW, warmup + cosine, Mixup/CutMix, EMA) and evaluate it every epoch",
