@@ -114,7 +114,7 @@ if [ -z "$TORCH_VERSION" ]; then
     TORCH_VERSION="$(ver MAJOR).$(ver MINOR).$(ver PATCH)"
 fi
 [ "$TORCH_VERSION" != ".." ] || die "cannot read the version from $VERSION_H (neither $CXX -E nor the #define lines give TORCH_VERSION_MAJOR/MINOR/PATCH)"
-case "$TORCH_VERSION" in 1.1[3-9].*|2.*) ;; *) die "libtorch $TORCH_VERSION at $ROOT is too old: gsrmt needs 1.13 or newer" ;; esac
+case "$TORCH_VERSION" in 1.1[3-9].*|[2-9].*) ;; *) die "libtorch $TORCH_VERSION at $ROOT is too old: gsrmt needs 1.13 or newer" ;; esac
 
 CUDA=false
 if [ -e "$LIB/libtorch_cuda.so" ]; then CUDA=true; fi
