@@ -38,6 +38,9 @@ while [ $# -gt 0 ]; do
         *) echo "device-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
+for n in "--steps:$STEPS" "--deadline:$DEADLINE"; do
+    case "${n#*:}" in ''|*[!0-9]*) echo "device-check: ${n%%:*} ${n#*:}: want a whole number" >&2; exit 2 ;; esac
+done
 OUT=${OUT:-$REPO/device-check-out}
 mkdir -p "$OUT"
 LOG=$OUT/device-check.log
