@@ -2,8 +2,9 @@ package plot
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
+
+	"github.com/gsrmt/gsrmt/internal/atomicfile"
 
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/vgimg"
@@ -24,38 +25,16 @@ func newCanvas(w, h int) *vgimg.Canvas {
 	return vgimg.NewWith(vgimg.UseWH(px(float64(w)), px(float64(h))), vgimg.UseDPI(dpi))
 }
 
-// writePNG encodes c as PNG into a temporary file next to path, syncs it
-// and renames it to path, so that path either keeps its old content or
-// holds the complete new image.
-func writePNG(path string, c *vgimg.Canvas) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("plot: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
+// writePNG encodes c as PNG into path atomically (internal/atomicfile), so
+// that path either keeps its old content or holds the complete new image.
+func writePNG(path string, c *vgimg.Canvas) error {
+	err := atomicfile.Write(path, func(w io.Writer) error {
+		if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(w); err != nil {
+			return fmt.Errorf("encode png: %w", err)
 		}
-	}()
-	if _, err = (vgimg.PngCanvas{Canvas: c}).WriteTo(f); err != nil {
-		return fmt.Errorf("plot: write %s: encode png: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("plot: write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("plot: write %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("plot: write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("plot: write %s: %w", path, err)
 	}
 	return nil
