@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 
@@ -55,6 +56,9 @@ func runEval(c *cli.Context) error {
 	if c.Int("batch-size") < 1 {
 		return usagef("--batch-size %d: want at least 1", c.Int("batch-size"))
 	}
+	if err := checkImgSize(c); err != nil {
+		return err
+	}
 	if c.Int("limit-eval") < 0 {
 		return usagef("--limit-eval %d: want a non-negative count", c.Int("limit-eval"))
 	}
@@ -77,7 +81,7 @@ func runEval(c *cli.Context) error {
 		return err
 	}
 	if dir == "" && dataset == "fashion-mnist" {
-		dir = "/usr/share/datasets/fashion-mnist"
+		dir = datasets.DefaultFashionMNISTDir
 	}
 	if !l.ours || c.IsSet("dataset") {
 		l.norm = datasets.NormalizationFor(dataset)
@@ -94,10 +98,41 @@ func runEval(c *cli.Context) error {
 		return err
 	}
 	defer loader.Close()
+	bad, err := l.model.NonFinite()
+	if err != nil {
+		return err
+	}
 	res, err := train.Evaluate(l.model, loader, l.cfg.NumClasses, dev, nil, c.Bool("per-class"))
 	if err != nil {
 		return err
 	}
+	if err := reportEval(c, l, ds, dataset, split, res); err != nil {
+		return err
+	}
+	return nonFiniteError(c.String("checkpoint"), bad, res)
+}
+
+// nonFiniteError is the error (exit 1) of an evaluation whose model holds
+// NaN or infinite values or computed non-finite logits: the numbers printed
+// describe a broken model, not its accuracy.
+func nonFiniteError(path string, bad []string, res train.EvalResult) error {
+	switch {
+	case len(bad) > 0:
+		names := bad
+		if len(names) > 5 {
+			names = append(names[:5:5], fmt.Sprintf("and %d more", len(bad)-5))
+		}
+		return fmt.Errorf("eval: %s holds non-finite values in %s: the model is broken (NaN logits count as wrong)", path, strings.Join(names, ", "))
+	case !res.Finite():
+		return fmt.Errorf("eval: %s computed non-finite logits for %d of %d images (loss %v): the model is broken (NaN logits count as wrong)",
+			path, res.NonFinite, res.Images, res.Loss)
+	}
+	return nil
+}
+
+// reportEval prints an evaluation as a table or JSON, and writes the
+// confusion matrix when asked.
+func reportEval(c *cli.Context, l *loaded, ds datasets.Dataset, dataset string, split datasets.Split, res train.EvalResult) error {
 	png := ""
 	if c.Bool("per-class") {
 		png = c.String("confusion-png")
@@ -110,7 +145,8 @@ func runEval(c *cli.Context) error {
 		}
 	}
 	if c.Bool("json") {
-		out := map[string]any{"top1": res.Top1, "top5": res.Top5, "loss": res.Loss, "images": res.Images}
+		out := map[string]any{"top1": res.Top1, "top5": res.Top5, "loss": jsonFloat(res.Loss), "images": res.Images,
+			"non_finite_logits": res.NonFinite}
 		if c.Bool("per-class") {
 			out["per_class_top1"] = perClassMap(ds.Classes(), res.PerClass())
 			out["confusion_png"] = png
@@ -123,6 +159,9 @@ func runEval(c *cli.Context) error {
 	fmt.Fprintf(w, "top-1       %.2f %%\n", res.Top1)
 	fmt.Fprintf(w, "top-5       %.2f %%\n", res.Top5)
 	fmt.Fprintf(w, "loss        %.4f\n", res.Loss)
+	if res.NonFinite > 0 {
+		fmt.Fprintf(w, "non-finite  %d images' logits (counted as wrong)\n", res.NonFinite)
+	}
 	if c.Bool("per-class") {
 		fmt.Fprintf(w, "\n%-24s %s\n", "class", "top-1")
 		for i, acc := range res.PerClass() {
@@ -139,4 +178,13 @@ func perClassMap(names []string, acc []float64) map[string]float64 {
 		m[n] = acc[i]
 	}
 	return m
+}
+
+// jsonFloat is v for JSON: NaN and infinities, which encoding/json refuses,
+// become null.
+func jsonFloat(v float64) any {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return v
 }

@@ -54,6 +54,17 @@ func newApp() *cli.App {
 	return app
 }
 
+// exitCode is CLI.md's exit status for an error that a command returned:
+// usage errors, and urfave/cli's own complaint about a missing required flag
+// (which bypasses OnUsageError), exit 2; everything else exits 1.
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "Required flag") {
+		return exitUsage
+	}
+	return exitRuntime
+}
+
 func main() {
 	if os.Getenv("GSRMT_MALLOC") != "system" && !strings.Contains(os.Getenv("GLIBC_TUNABLES"), "glibc.malloc.") {
 		torch.KeepFreedMemory()
@@ -62,10 +73,6 @@ func main() {
 	app := newApp()
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "gsrmt-cli:", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(exitUsage)
-		}
-		os.Exit(exitRuntime)
+		os.Exit(exitCode(err))
 	}
 }

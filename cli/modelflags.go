@@ -53,8 +53,8 @@ func configFromFlags(c *cli.Context) (gsrmt.Config, error) {
 		}
 		cfg.NumClasses = c.Int("classes")
 	}
-	if n := c.Int("img-size"); n < 1 {
-		return cfg, usagef("--img-size %d: want a positive side in pixels", n)
+	if err := checkImgSize(c); err != nil {
+		return cfg, err
 	}
 	cfg.ImageSize = c.Int("img-size")
 	if c.IsSet("window") || c.String("model-config") == "" {
@@ -91,6 +91,14 @@ func configFromFlags(c *cli.Context) (gsrmt.Config, error) {
 		return cfg, usagef("model config: %v", err)
 	}
 	return cfg, nil
+}
+
+// checkImgSize refuses an --img-size outside the sides a model accepts.
+func checkImgSize(c *cli.Context) error {
+	if n := c.Int("img-size"); n < 1 || n > gsrmt.MaxImageSize {
+		return usagef("--img-size %d: want a side of 1 to %d pixels", n, gsrmt.MaxImageSize)
+	}
+	return nil
 }
 
 func oneOfFlag(flag, v string, allowed []string) error {

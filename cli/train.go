@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"runtime"
 	"strconv"
@@ -65,6 +68,11 @@ func applyRuntime(c *cli.Context) error {
 	if c.Int("workers") < 0 {
 		return usagef("--workers %d: want a positive count (0: one per CPU)", c.Int("workers"))
 	}
+	if n := c.Int("threads"); n > runtime.NumCPU() {
+		fmt.Fprintf(c.App.ErrWriter, "--threads %d: this machine offers %d CPUs to the process; using %d (more threads than CPUs only wait on each other)\n",
+			n, runtime.NumCPU(), runtime.NumCPU())
+		return torch.SetNumThreads(runtime.NumCPU())
+	}
 	if n := c.Int("threads"); n > 0 {
 		return torch.SetNumThreads(n)
 	}
@@ -101,7 +109,9 @@ func trainCommand() *cli.Command {
 		&cli.BoolFlag{Name: "drop-last", Value: true, Usage: "drop the last partial training batch"},
 		&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "seeds libtorch and every Go random source"},
 		&cli.StringFlag{Name: "out", Value: "runs/gsrmt", Usage: "run folder: config.json, metrics.csv, last.pt, best.pt, curves.png"},
-		&cli.StringFlag{Name: "resume", Usage: "continue the run saved in this last.pt"},
+		&cli.StringFlag{Name: "resume", Usage: "continue the run saved in this last.pt, with its recorded options (auto: --out's last.pt when there is one)"},
+		&cli.BoolFlag{Name: "overwrite", Usage: "replace the run already in --out (its files are removed first)"},
+		&cli.BoolFlag{Name: "reset-optimizer", Usage: "let --resume start from a file without optimizer state, with fresh AdamW moments"},
 		&cli.IntFlag{Name: "limit-train", Usage: "use the first N training images (0: all)"},
 		&cli.IntFlag{Name: "limit-eval", Usage: "use the first N test images (0: all)"},
 		&cli.IntFlag{Name: "eval-every", Value: 1, Usage: "evaluate every N epochs (and after the last)"},
@@ -113,7 +123,9 @@ func trainCommand() *cli.Command {
 		Usage: "train a model (AdamW, warmup + cosine, Mixup/CutMix, EMA) and evaluate it every epoch",
 		Description: `Writes the run folder: config.json (every value used), metrics.csv (one row per epoch),
 last.pt and best.pt (PyTorch-compatible checkpoints) and curves.png. Ctrl-C finishes the step, writes
-last.pt and exits 0; --resume last.pt continues exactly where it stopped.
+last.pt and exits 0; --resume last.pt continues exactly where it stopped, with the options it
+recorded (flags that contradict them are refused; --epochs may extend the run). A folder that holds
+a run is never overwritten unless --overwrite is given, and only one process trains into it at a time.
 
 Examples:
    gsrmt-cli train --dataset fashion-mnist --img-size 28 --variant swat --preset nano \
@@ -122,106 +134,251 @@ Examples:
        --variant swat --preset tiny --out runs/cifar-swat
    gsrmt-cli train --dataset mini-imagenet --data-dir data/mini-imagenet --recipe mini-imagenet \
        --variant retention --preset paper --batch-size 128 --amp --device cuda --out runs/mini-ret
-   gsrmt-cli train ... --resume runs/cifar-swat/last.pt`,
+   gsrmt-cli train --resume runs/cifar-swat/last.pt
+   gsrmt-cli train --resume runs/cifar-swat/last.pt --epochs 400   # extend a finished run`,
 		Flags:  flags,
 		Action: runTrain,
 	}
 }
 
 func runTrain(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("train takes no arguments, got %q (flags start with --)", c.Args().Slice())
-	}
-	dataset := strings.ToLower(c.String("dataset"))
-	if err := oneOfFlag("dataset", dataset, datasets.Names()); err != nil {
-		return err
-	}
-	o := train.Options{Dataset: dataset, DataDir: c.String("data-dir"), Download: c.Bool("download"),
-		SplitSeed: c.Uint64("split-seed"), SkipBadImages: c.Bool("skip-bad-images")}
-	if c.IsSet("img-size") {
-		o.ImgSize = c.Int("img-size")
-	} else if n := map[string]int{"cifar10": 32, "fashion-mnist": 28, "mnist": 28}[dataset]; n > 0 {
-		o.ImgSize = n
-	}
-	o.Batch = c.Int("batch-size")
-	recipe := c.String("recipe")
-	if err := oneOfFlag("recipe", recipe, train.Recipes); err != nil {
-		return err
-	}
-	if err := o.ApplyRecipe(recipe); err != nil {
-		return usagef("--recipe: %v", err)
-	}
-	if c.IsSet("epochs") || recipe == "default" {
-		o.Epochs = c.Int("epochs")
-	}
-	set := func(name string, dst *float64) {
-		if c.IsSet(name) {
-			*dst = c.Float64(name)
-		}
-	}
-	set("lr", &o.LR)
-	set("min-lr", &o.MinLR)
-	set("weight-decay", &o.WD)
-	set("warmup-epochs", &o.Warmup)
-	set("label-smoothing", &o.Smooth)
-	set("mixup", &o.Mixup)
-	set("cutmix", &o.CutMix)
-	set("random-erasing", &o.Erasing)
-	set("grad-clip", &o.GradClip)
-	set("ema", &o.EMA)
-	if !c.IsSet("min-lr") && o.MinLR > o.LR {
-		o.MinLR = o.LR // small batches scale the recipe's lr below its 1e-5 floor
-	}
-	if c.IsSet("randaugment") {
-		o.RandAug = c.Bool("randaugment")
-	}
-	o.AMP, o.DropLast, o.CropPad = c.Bool("amp"), c.Bool("drop-last"), c.Int("crop-padding")
-	o.Seed, o.Out, o.Resume = c.Uint64("seed"), c.String("out"), c.String("resume")
-	o.LimitTr, o.LimitEv, o.EvalEvery = c.Int("limit-train"), c.Int("limit-eval"), c.Int("eval-every")
-	o.Threads, o.Workers = c.Int("threads"), c.Int("workers")
-	if o.ImgSize == 0 {
-		o.ImgSize = c.Int("img-size")
-	}
-
-	cfg, err := configFromFlags(c)
+	o, err := trainOptions(c)
 	if err != nil {
 		return err
 	}
-	o.Model = cfg
-	if o.Device, err = parseDevice(c.String("device")); err != nil {
-		return err
-	}
-	if err := applyRuntime(c); err != nil {
-		return err
-	}
-	if err := o.Validate(); err != nil {
-		return usagef("--%v", err)
-	}
-	if o.Resume != "" {
-		if _, err := os.Stat(o.Resume); err != nil {
-			return usagef("--resume %s: %v", o.Resume, err)
-		}
-	}
-	o.Log = c.App.ErrWriter
-	if f, ok := o.Log.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		o.Terminal = true
-	}
-	if o.Dataset == datasets.NameFashionMNIST && o.DataDir == "" {
-		o.DataDir = "/usr/share/datasets/fashion-mnist"
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptContext(c.App.ErrWriter)
 	defer stop()
 	res, err := train.Run(ctx, o)
-	if err != nil {
+	switch {
+	case errors.Is(err, train.ErrRunExists), errors.Is(err, train.ErrBatchTooLarge):
+		return usagef("train: %v", err)
+	case err != nil:
 		return fmt.Errorf("train: %w", err)
-	}
-	if res.Interrupted {
-		fmt.Fprintf(c.App.Writer, "stopped after %d steps; resume with: gsrmt-cli train ... --resume %s/last.pt\n", res.Steps, res.RunDir)
+	case res.Interrupted:
+		fmt.Fprintf(c.App.Writer, "stopped after %d steps; resume with: gsrmt-cli train --resume %s\n", res.Steps, filepath.Join(res.RunDir, "last.pt"))
 		return nil
 	}
 	last := res.Metrics[len(res.Metrics)-1]
 	fmt.Fprintf(c.App.Writer, "test top-1 %.2f %%, top-5 %.2f %%, loss %.4f after %d epochs (best top-1 %.2f %%); run folder %s\n",
 		last.TestTop1, last.TestTop5, last.TestLoss, last.Epoch, res.Best, res.RunDir)
 	return nil
+}
+
+// interruptContext is cancelled by the first SIGINT or SIGTERM: the run
+// finishes its step, writes last.pt and stops. The handler is then removed,
+// so that a second Ctrl-C ends the process at once, as users expect when a
+// step takes long.
+func interruptContext(log io.Writer) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+		if errors.Is(context.Cause(ctx), context.Canceled) {
+			fmt.Fprintln(log, "stopping after this step to write last.pt; press Ctrl-C again to quit at once (nothing more is saved)")
+		}
+	}()
+	return ctx, stop
+}
+
+// trainOptions turns the flags into training options. With --resume, the
+// options the checkpoint recorded are the base and only the flags given
+// explicitly apply (train.Run refuses those that contradict it).
+func trainOptions(c *cli.Context) (train.Options, error) {
+	if c.NArg() > 0 {
+		return train.Options{}, usagef("train takes no arguments, got %q (flags start with --)", c.Args().Slice())
+	}
+	if c.IsSet("classes") {
+		return train.Options{}, usagef("--classes: train takes the class count from the data set (its folders or labels); remove the flag")
+	}
+	resume, out, err := resumeAndOut(c)
+	if err != nil {
+		return train.Options{}, err
+	}
+	var saved *train.Options
+	if resume != "" {
+		if saved, err = train.ReadOptions(resume); err != nil {
+			return train.Options{}, usagef("--resume %s: %v", resume, err)
+		}
+	}
+	var o train.Options
+	if saved != nil {
+		o, err = resumedOptions(c, *saved)
+	} else {
+		o, err = freshOptions(c)
+	}
+	if err != nil {
+		return o, err
+	}
+	o.Out, o.Resume = out, resume
+	o.Overwrite, o.ResetOptimizer = c.Bool("overwrite"), c.Bool("reset-optimizer")
+	o.Threads, o.Workers = c.Int("threads"), c.Int("workers")
+	if o.Device, err = parseDevice(c.String("device")); err != nil {
+		return o, err
+	}
+	if err := applyRuntime(c); err != nil {
+		return o, err
+	}
+	if o.Threads > runtime.NumCPU() {
+		o.Threads = runtime.NumCPU() // applyRuntime said so
+	}
+	if err := o.Validate(); err != nil {
+		return o, usagef("--%v", err)
+	}
+	if saved != nil {
+		if bad := train.ResumeConflicts(saved, &o); len(bad) > 0 {
+			return o, usagef("--resume %s: %s: resume with the checkpoint's options (drop those flags) or start a new run with another --out",
+				resume, strings.Join(bad, "; "))
+		}
+	}
+	o.Log = c.App.ErrWriter
+	if f, ok := o.Log.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		o.Terminal = true
+	}
+	return o, nil
+}
+
+// resumeAndOut resolves --resume (a file, or "auto": --out's last.pt when it
+// exists) and --out (default: the resumed checkpoint's folder).
+func resumeAndOut(c *cli.Context) (resume, out string, err error) {
+	resume, out = c.String("resume"), c.String("out")
+	if resume == "auto" {
+		resume = ""
+		if last := filepath.Join(out, "last.pt"); fileExists(last) {
+			resume = last
+		}
+		return resume, out, nil
+	}
+	if resume == "" {
+		return "", out, nil
+	}
+	if _, err := os.Stat(resume); err != nil {
+		return "", "", usagef("--resume %s: %v", resume, err)
+	}
+	if !c.IsSet("out") {
+		out = filepath.Dir(resume)
+	}
+	return resume, out, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// resumedOptions starts from the options a checkpoint recorded and applies
+// the flags given explicitly.
+func resumedOptions(c *cli.Context, o train.Options) (train.Options, error) {
+	if c.IsSet("dataset") {
+		o.Dataset = strings.ToLower(c.String("dataset"))
+	}
+	if c.IsSet("recipe") {
+		o.Recipe = c.String("recipe")
+	}
+	if c.IsSet("img-size") {
+		o.ImgSize = c.Int("img-size")
+	}
+	if c.IsSet("batch-size") {
+		o.Batch = c.Int("batch-size")
+	}
+	if c.IsSet("epochs") {
+		o.Epochs = c.Int("epochs")
+	}
+	applyTrainFlags(c, &o)
+	if anyModelFlagSet(c) {
+		cfg, err := configFromFlags(c)
+		if err != nil {
+			return o, err
+		}
+		cfg.NumClasses, cfg.ImageSize = o.Model.NumClasses, o.Model.ImageSize
+		o.Model = cfg
+	}
+	return o, nil
+}
+
+// freshOptions builds the options of a new run: the recipe's values, then
+// every flag given explicitly.
+func freshOptions(c *cli.Context) (train.Options, error) {
+	dataset := strings.ToLower(c.String("dataset"))
+	if err := oneOfFlag("dataset", dataset, datasets.Names()); err != nil {
+		return train.Options{}, err
+	}
+	o := train.Options{Dataset: dataset}
+	if c.IsSet("img-size") {
+		o.ImgSize = c.Int("img-size")
+	} else if n := datasets.NativeSide(dataset); n > 0 {
+		o.ImgSize = n
+	}
+	o.Batch = c.Int("batch-size")
+	recipe := c.String("recipe")
+	if err := oneOfFlag("recipe", recipe, train.Recipes); err != nil {
+		return o, err
+	}
+	if err := o.ApplyRecipe(recipe); err != nil {
+		return o, usagef("--recipe: %v", err)
+	}
+	if c.IsSet("epochs") || recipe == "default" {
+		o.Epochs = c.Int("epochs")
+	}
+	o.Seed, o.DropLast, o.CropPad, o.EvalEvery = c.Uint64("seed"), c.Bool("drop-last"), c.Int("crop-padding"), c.Int("eval-every")
+	o.DataDir = c.String("data-dir")
+	applyTrainFlags(c, &o)
+	if !c.IsSet("min-lr") && o.MinLR > o.LR {
+		o.MinLR = o.LR // small batches scale the recipe's lr below its 1e-5 floor
+	}
+	if o.ImgSize == 0 {
+		o.ImgSize = c.Int("img-size")
+	}
+	if o.Dataset == datasets.NameFashionMNIST && o.DataDir == "" {
+		o.DataDir = datasets.DefaultFashionMNISTDir
+	}
+	cfg, err := configFromFlags(c)
+	if err != nil {
+		return o, err
+	}
+	o.Model = cfg
+	return o, nil
+}
+
+// applyTrainFlags sets the options whose flags were given explicitly.
+func applyTrainFlags(c *cli.Context, o *train.Options) {
+	floats := map[string]*float64{"lr": &o.LR, "min-lr": &o.MinLR, "weight-decay": &o.WD, "warmup-epochs": &o.Warmup,
+		"label-smoothing": &o.Smooth, "mixup": &o.Mixup, "cutmix": &o.CutMix, "random-erasing": &o.Erasing,
+		"grad-clip": &o.GradClip, "ema": &o.EMA}
+	for name, dst := range floats {
+		if c.IsSet(name) {
+			*dst = c.Float64(name)
+		}
+	}
+	ints := map[string]*int{"crop-padding": &o.CropPad, "limit-train": &o.LimitTr, "limit-eval": &o.LimitEv, "eval-every": &o.EvalEvery}
+	for name, dst := range ints {
+		if c.IsSet(name) {
+			*dst = c.Int(name)
+		}
+	}
+	bools := map[string]*bool{"randaugment": &o.RandAug, "amp": &o.AMP, "drop-last": &o.DropLast,
+		"download": &o.Download, "skip-bad-images": &o.SkipBadImages}
+	for name, dst := range bools {
+		if c.IsSet(name) {
+			*dst = c.Bool(name)
+		}
+	}
+	if c.IsSet("data-dir") {
+		o.DataDir = c.String("data-dir")
+	}
+	if c.IsSet("seed") {
+		o.Seed = c.Uint64("seed")
+	}
+	if c.IsSet("split-seed") {
+		o.SplitSeed = c.Uint64("split-seed")
+	}
+}
+
+// anyModelFlagSet reports whether a flag that describes the model was given.
+func anyModelFlagSet(c *cli.Context) bool {
+	for _, f := range modelFlags(0) {
+		if name := f.Names()[0]; name != "classes" && name != "img-size" && c.IsSet(name) {
+			return true
+		}
+	}
+	return false
 }

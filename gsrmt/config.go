@@ -21,6 +21,15 @@ var (
 	Presets   = []string{"nano", "tiny", "small", "paper"}
 )
 
+// MinImageSize and MaxImageSize bound the input side: below 8 pixels the
+// stem's two stride-2 convolutions leave too small a map for the stages
+// (training refuses it); above 1024 (4.6x the paper's 224) the attention
+// maps of even the nano preset outgrow any batch's memory.
+const (
+	MinImageSize = 8
+	MaxImageSize = 1024
+)
+
 // Config describes one model. Preset fills the architecture; every field can
 // be overridden, and a full custom config loads from JSON (LoadConfig).
 type Config struct {
@@ -174,8 +183,8 @@ func (c Config) Validate() error {
 	if c.HeadHidden < 1 {
 		return fmt.Errorf("head_hidden %d: want a positive width", c.HeadHidden)
 	}
-	if c.ImageSize < 0 {
-		return fmt.Errorf("image_size %d: want a positive side", c.ImageSize)
+	if c.ImageSize < 0 || c.ImageSize > MaxImageSize {
+		return fmt.Errorf("image_size %d: want a side of 1 to %d pixels", c.ImageSize, MaxImageSize)
 	}
 	return nil
 }

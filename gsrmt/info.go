@@ -125,3 +125,14 @@ func Describe(cfg Config, imgSize int) Info {
 	in.Params, in.MACs, in.FLOPs = params, macs, 2*macs
 	return in
 }
+
+// MinTrainBatch is the smallest training batch the model accepts on square
+// images of the given side: 2 where the last stage's map is 1x1 (the head's
+// BatchNorm then sees one value per channel from one image,
+// ErrOneValuePerChannel), else 1.
+func MinTrainBatch(cfg Config, imgSize int) int {
+	if m := Describe(cfg, imgSize).Stages[3].Map; m[0]*m[1] == 1 {
+		return 2
+	}
+	return 1
+}

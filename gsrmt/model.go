@@ -245,6 +245,27 @@ func (m *Model) NumParams() int64 {
 	return n
 }
 
+// NonFinite returns the names of the state entries (parameters and
+// BatchNorm statistics) that hold a NaN or an infinity, in state_dict order;
+// none for a healthy model. A model with such entries computes NaN logits.
+func (m *Model) NonFinite() (names []string, err error) {
+	defer recoverTorch(&err, "gsrmt: check for non-finite values")
+	noGrad(func() {
+		for _, p := range m.reg.params {
+			if p.Tensor == nil {
+				continue // num_batches_tracked: an integer
+			}
+			all := p.Tensor.MustIsfinite(false).MustAll(true).MustTotype(gotch.Int64, true)
+			finite := all.Int64Values()[0] != 0
+			all.MustDrop()
+			if !finite {
+				names = append(names, p.Name)
+			}
+		}
+	})
+	return names, nil
+}
+
 // SetTensor copies src into the state entry name (shapes must match); for
 // num_batches_tracked it sets the counter.
 func (m *Model) SetTensor(name string, src *ts.Tensor) (err error) {
@@ -357,6 +378,10 @@ func recoverTorch(err *error, what string) {
 	if r := recover(); r != nil {
 		if re, ok := r.(runtime.Error); ok {
 			panic(re)
+		}
+		if e, ok := r.(error); ok {
+			*err = fmt.Errorf("%s: %w", what, e)
+			return
 		}
 		*err = fmt.Errorf("%s: %v", what, r)
 	}

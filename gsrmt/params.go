@@ -1,6 +1,7 @@
 package gsrmt
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -121,6 +122,11 @@ type batchNorm struct {
 	name             string
 }
 
+// ErrOneValuePerChannel is returned by a training forward whose batch leaves
+// one value per channel at a BatchNorm (a batch of one image where the map is
+// 1x1): PyTorch raises "Expected more than 1 value per channel when training".
+var ErrOneValuePerChannel = errors.New("BatchNorm in training needs more than 1 value per channel (a batch of one image)")
+
 func newBatchNorm(r *registry, name string, c int) *batchNorm {
 	bn := &batchNorm{name: name}
 	bn.w = r.add(name+".weight", r.ones(int64(c)), true, true)
@@ -132,8 +138,19 @@ func newBatchNorm(r *registry, name string, c int) *batchNorm {
 	return bn
 }
 
+// forward normalizes x (B, C, ...). In training it refuses, as PyTorch's
+// F.batch_norm does, an input with one value per channel: its variance is
+// undefined and libtorch would silently write NaN into the running variance.
 func (bn *batchNorm) forward(x *ts.Tensor, train bool) *ts.Tensor {
 	if train {
+		dims := x.MustSize()
+		values := dims[0]
+		for _, d := range dims[2:] {
+			values *= d
+		}
+		if values == 1 {
+			panic(fmt.Errorf("%s: %w (input %v)", bn.name, ErrOneValuePerChannel, dims))
+		}
 		bn.tracked++
 	}
 	return ts.MustBatchNorm(x, bn.w, bn.b, bn.mean, bn.vari, train, 0.1, 1e-5, true)

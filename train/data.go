@@ -26,17 +26,6 @@ func limit(ds datasets.Dataset, n int) datasets.Dataset {
 	return limited{ds, n}
 }
 
-// nativeSide is the side of data sets whose images all have one size.
-func nativeSide(name string) int {
-	switch name {
-	case datasets.NameCIFAR10:
-		return 32
-	case datasets.NameFashionMNIST, datasets.NameMNIST:
-		return 28
-	}
-	return 0
-}
-
 // DataPlan describes the data of a run: the splits, transforms and
 // normalization actually used (recorded in config.json).
 type DataPlan struct {
@@ -84,7 +73,7 @@ func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error)
 	}
 	p := &DataPlan{Train: limit(tr, o.LimitTr), Test: limit(te, o.LimitEv), Normalize: datasets.NormalizationFor(o.Dataset)}
 	side := o.ImgSize
-	if n := nativeSide(o.Dataset); n == side || (n == 0 && firstImageIsSide(p.Train, side)) {
+	if n := datasets.NativeSide(o.Dataset); n == side || (n == 0 && firstImageIsSide(p.Train, side)) {
 		p.trainT = datasets.Compose{datasets.HorizontalFlip{P: 0.5}}
 		p.TrainAugment = "horizontal flip 0.5"
 		if o.CropPad > 0 {
@@ -145,7 +134,7 @@ func EvalData(dataset, dir string, split datasets.Split, imgSize, limitN int, sp
 	if ds.Len() == 0 {
 		return nil, nil, fmt.Errorf("%s at %s: the %s split has no images", dataset, dir, split)
 	}
-	if nativeSide(dataset) == imgSize || (nativeSide(dataset) == 0 && firstImageIsSide(ds, imgSize)) {
+	if datasets.NativeSide(dataset) == imgSize || (datasets.NativeSide(dataset) == 0 && firstImageIsSide(ds, imgSize)) {
 		return ds, nil, nil
 	}
 	return ds, datasets.EvalTransform(imgSize), nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 
 	"github.com/gsrmt/gsrmt/datasets"
@@ -20,6 +21,9 @@ type EvalResult struct {
 	Top1   float64 `json:"top1"` // percent
 	Top5   float64 `json:"top5"` // percent
 	Images int     `json:"images"`
+	// NonFinite counts the images whose logits hold a NaN or an infinity:
+	// they count as wrong in Top1 and Top5, and make Loss NaN or infinite.
+	NonFinite int `json:"non_finite_logits"`
 	// Confusion[true][predicted] counts, filled when asked for.
 	Confusion [][]int64 `json:"-"`
 }
@@ -99,17 +103,11 @@ func Evaluate(m *gsrmt.Model, l *datasets.Loader, classes int, dev gotch.Device,
 		hits := TopK(logits, b.Labels, classes, 1, k5)
 		top1 += hits[0]
 		top5 += hits[1]
+		res.NonFinite += countNonFinite(logits, classes)
 		lossSum += loss * float64(b.N)
 		if res.Confusion != nil {
 			for i, lab := range b.Labels {
-				row := logits[i*classes : (i+1)*classes]
-				best := 0
-				for j, v := range row {
-					if v > row[best] {
-						best = j
-					}
-				}
-				res.Confusion[lab][best]++
+				res.Confusion[lab][Argmax(logits[i*classes:(i+1)*classes])]++
 			}
 		}
 		res.Images += b.N
@@ -125,4 +123,10 @@ func Evaluate(m *gsrmt.Model, l *datasets.Loader, classes int, dev gotch.Device,
 	res.Top1 = 100 * float64(top1) / float64(res.Images)
 	res.Top5 = 100 * float64(top5) / float64(res.Images)
 	return res, nil
+}
+
+// Finite reports whether the evaluation saw only finite logits and loss:
+// otherwise its numbers describe a broken model, not its accuracy.
+func (e EvalResult) Finite() bool {
+	return e.NonFinite == 0 && !math.IsNaN(e.Loss) && !math.IsInf(e.Loss, 0)
 }

@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -51,15 +52,20 @@ func CrossEntropy(logits, labels *ts.Tensor) (loss *ts.Tensor, err error) {
 }
 
 // TopK counts, for each k in ks, the samples whose label is among the k
-// largest logits (ties broken by index, as torch.topk).
+// largest logits (ties broken by index, as torch.topk). A NaN logit ranks
+// above every number, as in torch.topk, so a sample whose own logit is NaN
+// is never a hit, and a NaN elsewhere in its row pushes the label down.
 func TopK(logits []float32, labels []int64, classes int, ks ...int) []int {
 	hits := make([]int, len(ks))
 	for i, l := range labels {
 		row := logits[i*classes : (i+1)*classes]
 		target := row[l]
+		if target != target {
+			continue // NaN: never a hit
+		}
 		rank := 0 // how many classes beat the label
 		for j, v := range row {
-			if v > target || (v == target && j < int(l)) {
+			if v != v || v > target || (v == target && j < int(l)) {
 				rank++
 			}
 		}
@@ -70,4 +76,34 @@ func TopK(logits []float32, labels []int64, classes int, ks ...int) []int {
 		}
 	}
 	return hits
+}
+
+// Argmax returns the index of the largest value of row, NaN counting as the
+// largest (torch.argmax); the first one wins ties.
+func Argmax(row []float32) int {
+	best := 0
+	for j, v := range row {
+		if v != v {
+			return j
+		}
+		if v > row[best] {
+			best = j
+		}
+	}
+	return best
+}
+
+// countNonFinite counts the rows of logits (N rows of classes) that hold a
+// NaN or an infinity.
+func countNonFinite(logits []float32, classes int) int {
+	n := 0
+	for i := 0; i+classes <= len(logits); i += classes {
+		for _, v := range logits[i : i+classes] {
+			if v != v || v > math.MaxFloat32 || v < -math.MaxFloat32 {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }

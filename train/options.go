@@ -1,60 +1,133 @@
 package train
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
+	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/sugarme/gotch"
 )
 
-// Options configures a training run (CLI.md's train flags).
+// Options configures a training run (CLI.md's train flags). The JSON name of
+// each field is its flag's name: a checkpoint records the options under those
+// names (RecordedOptions), so that --resume restores them and a conflict is
+// reported as the flag the user typed. Fields named "-" are not part of the
+// run's identity (where and how fast it runs, where it writes).
 type Options struct {
-	Dataset       string // cifar10, mini-imagenet, fashion-mnist, mnist, imagefolder
-	DataDir       string
-	Download      bool // fetch CIFAR-10 when it is missing
-	SplitSeed     uint64
-	SkipBadImages bool
+	Dataset       string `json:"dataset"` // cifar10, mini-imagenet, fashion-mnist, mnist, imagefolder
+	DataDir       string `json:"data-dir"`
+	Download      bool   `json:"download"` // fetch CIFAR-10 when it is missing
+	SplitSeed     uint64 `json:"split-seed"`
+	SkipBadImages bool   `json:"skip-bad-images"`
 
-	Model   gsrmt.Config // NumClasses is set from the data set
-	ImgSize int
-	Recipe  string // recorded: default, cifar or mini-imagenet
-	Epochs  int
-	Batch   int
-	LR      float64 // peak learning rate
-	MinLR   float64
-	WD      float64
-	Warmup  float64 // warmup epochs
-	Smooth  float64 // label smoothing
-	Mixup   float64 // Mixup alpha (0: off)
-	CutMix  float64 // CutMix alpha (0: off)
-	RandAug bool
+	Model   gsrmt.Config `json:"model"` // NumClasses is set from the data set
+	ImgSize int          `json:"img-size"`
+	Recipe  string       `json:"recipe"` // recorded: default, cifar or mini-imagenet
+	Epochs  int          `json:"epochs"`
+	Batch   int          `json:"batch-size"`
+	LR      float64      `json:"lr"` // peak learning rate
+	MinLR   float64      `json:"min-lr"`
+	WD      float64      `json:"weight-decay"`
+	Warmup  float64      `json:"warmup-epochs"`   // warmup epochs
+	Smooth  float64      `json:"label-smoothing"` // label smoothing
+	Mixup   float64      `json:"mixup"`           // Mixup alpha (0: off)
+	CutMix  float64      `json:"cutmix"`          // CutMix alpha (0: off)
+	RandAug bool         `json:"randaugment"`
 	// CropPad is the zero padding of the random crop used at a data set's
 	// native side (CIFAR-10 32 px, Fashion-MNIST 28 px); 0 turns the crop off.
-	CropPad  int
-	Erasing  float64 // Random Erasing probability (0: off)
-	GradClip float64 // max global gradient norm (0: off)
-	EMA      float64 // EMA decay (0: off)
-	AMP      bool    // bf16 autocast on CUDA
-	DropLast bool
+	CropPad  int     `json:"crop-padding"`
+	Erasing  float64 `json:"random-erasing"` // Random Erasing probability (0: off)
+	GradClip float64 `json:"grad-clip"`      // max global gradient norm (0: off)
+	EMA      float64 `json:"ema"`            // EMA decay (0: off)
+	AMP      bool    `json:"amp"`            // bf16 autocast on CUDA
+	DropLast bool    `json:"drop-last"`
 
-	Device    gotch.Device
-	Threads   int
-	Workers   int
-	Seed      uint64
-	Out       string
-	Resume    string
-	LimitTr   int // use the first N training images (0: all)
-	LimitEv   int // use the first N test images (0: all)
-	EvalEvery int // evaluate every N epochs (and after the last)
+	Device    gotch.Device `json:"-"`
+	Threads   int          `json:"-"`
+	Workers   int          `json:"-"`
+	Seed      uint64       `json:"seed"`
+	Out       string       `json:"-"`
+	Resume    string       `json:"-"`
+	LimitTr   int          `json:"limit-train"` // use the first N training images (0: all)
+	LimitEv   int          `json:"limit-eval"`  // use the first N test images (0: all)
+	EvalEvery int          `json:"eval-every"`  // evaluate every N epochs (and after the last)
 
-	Log      io.Writer // progress and messages
-	Terminal bool      // draw a progress bar instead of log lines
+	// Overwrite lets the run replace a run already in Out (its files are
+	// removed first); without it such a folder is refused (ErrRunExists).
+	Overwrite bool `json:"-"`
+	// ResetOptimizer lets Resume start from a file without optimizer state
+	// (a converted or bare checkpoint) with fresh AdamW moments.
+	ResetOptimizer bool `json:"-"`
+
+	Log      io.Writer `json:"-"` // progress and messages
+	Terminal bool      `json:"-"` // draw a progress bar instead of log lines
 	// OnStep, when set, is called after every optimizer step with the
 	// number of steps taken so far (tests use it to interrupt a run).
-	OnStep func(step int64)
+	OnStep func(step int64) `json:"-"`
+}
+
+// ResumeMayChange are the options that a resumed run may change on purpose:
+// more epochs extend a run; the others do not change what is learned. Every
+// other recorded option must equal the checkpoint's.
+var ResumeMayChange = []string{"epochs", "eval-every", "data-dir", "download", "skip-bad-images"}
+
+// ResumeConflicts compares the options of a run that resumes from a
+// checkpoint with the options the checkpoint recorded, and returns one line
+// per option that differs and may not change ("--lr 0.002 differs from the
+// checkpoint's 0.001"), in field order.
+func ResumeConflicts(saved, o *Options) []string {
+	conflicts, _ := compareOptions(saved, o)
+	return conflicts
+}
+
+// compareOptions lists the recorded options in which o differs from saved:
+// those that may not change on resume, and those of ResumeMayChange
+// ("epochs 10 -> 20"), each in field order.
+func compareOptions(saved, o *Options) (conflicts, changes []string) {
+	a, b := optionValues(saved), optionValues(o)
+	for _, name := range optionNames() {
+		switch {
+		case a[name] == b[name]:
+		case slices.Contains(ResumeMayChange, name):
+			changes = append(changes, fmt.Sprintf("%s %s -> %s", name, a[name], b[name]))
+		default:
+			conflicts = append(conflicts, fmt.Sprintf("--%s %s differs from the checkpoint's %s", name, b[name], a[name]))
+		}
+	}
+	return conflicts, changes
+}
+
+// optionNames are the recorded options' names in field order.
+func optionNames() []string {
+	t := reflect.TypeOf(Options{})
+	var names []string
+	for i := 0; i < t.NumField(); i++ {
+		if tag := t.Field(i).Tag.Get("json"); tag != "" && tag != "-" {
+			names = append(names, tag)
+		}
+	}
+	return names
+}
+
+// optionValues renders each recorded option as JSON text, the form in which
+// checkpoints hold them. The model's NumClasses and ImageSize come from the
+// data set and --img-size, so they are compared there.
+func optionValues(o *Options) map[string]string {
+	c := *o
+	c.Model.NumClasses, c.Model.ImageSize = 0, 0
+	raw, _ := json.Marshal(c)
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &m)
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = string(v)
+	}
+	return out
 }
 
 // Recipes are the data-set defaults of `--recipe`.
@@ -100,8 +173,8 @@ func (o *Options) Validate() error {
 	switch {
 	case o.DataDir == "" && o.Dataset != "fashion-mnist" && o.Dataset != "mnist":
 		return fmt.Errorf("data-dir: a folder is required for %s", o.Dataset)
-	case o.ImgSize < 8:
-		return fmt.Errorf("img-size %d: want at least 8 pixels", o.ImgSize)
+	case o.ImgSize < gsrmt.MinImageSize || o.ImgSize > gsrmt.MaxImageSize:
+		return fmt.Errorf("img-size %d: want a side of %d to %d pixels", o.ImgSize, gsrmt.MinImageSize, gsrmt.MaxImageSize)
 	case o.Epochs < 1:
 		return fmt.Errorf("epochs %d: want at least 1", o.Epochs)
 	case o.Batch < 1:

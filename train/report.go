@@ -4,16 +4,19 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 
+	"github.com/gsrmt/gsrmt/datasets"
+	"github.com/gsrmt/gsrmt/internal/atomicfile"
 	"github.com/gsrmt/gsrmt/internal/plot"
 )
 
-// MetricsColumns are metrics.csv's columns (CLI.md), then ema_test_top1.
-var MetricsColumns = []string{"epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "images_per_s", "seconds", "ema_test_top1"}
+// MetricsColumns are metrics.csv's columns (CLI.md), then ema_test_top1 and
+// skipped_images (corrupt training images skipped in the epoch, --skip-bad-images).
+var MetricsColumns = []string{"epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "images_per_s", "seconds", "ema_test_top1", "skipped_images"}
 
 func fmtFloat(v float64) string {
 	if math.IsNaN(v) {
@@ -26,30 +29,24 @@ func fmtFloat(v float64) string {
 // curves PNG in the run folder, each atomically.
 func writeMetrics(dir string, rows []EpochMetrics, title string) error {
 	path := filepath.Join(dir, "metrics.csv")
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	var points []plot.EpochPoint
+	err := atomicfile.Write(path, func(f io.Writer) error {
+		w := csv.NewWriter(f)
+		_ = w.Write(MetricsColumns)
+		for _, m := range rows {
+			_ = w.Write([]string{strconv.Itoa(m.Epoch), fmtFloat(m.LR), fmtFloat(m.TrainLoss), fmtFloat(m.TrainTop1),
+				fmtFloat(m.TestLoss), fmtFloat(m.TestTop1), fmtFloat(m.TestTop5), fmtFloat(m.ImagesPerS), fmtFloat(m.Seconds),
+				fmtFloat(m.EMATop1), strconv.FormatInt(m.SkippedImages, 10)})
+		}
+		w.Flush()
+		return w.Error()
+	})
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	w := csv.NewWriter(f)
-	_ = w.Write(MetricsColumns)
-	var points []plot.EpochPoint
 	for _, m := range rows {
-		_ = w.Write([]string{strconv.Itoa(m.Epoch), fmtFloat(m.LR), fmtFloat(m.TrainLoss), fmtFloat(m.TrainTop1),
-			fmtFloat(m.TestLoss), fmtFloat(m.TestTop1), fmtFloat(m.TestTop5), fmtFloat(m.ImagesPerS), fmtFloat(m.Seconds), fmtFloat(m.EMATop1)})
 		points = append(points, plot.EpochPoint{Epoch: m.Epoch, LR: m.LR, TrainLoss: m.TrainLoss, TrainTop1: m.TrainTop1,
 			TestLoss: m.TestLoss, TestTop1: m.TestTop1, TestTop5: m.TestTop5})
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return plot.Curves(filepath.Join(dir, "curves.png"), title, points)
 }
@@ -98,6 +95,12 @@ type runConfig struct {
 	LimitEval      int       `json:"limit_eval"`
 	EvalEvery      int       `json:"eval_every"`
 	Resume         string    `json:"resume,omitempty"`
+	// ResumeChanged lists the options this run changed from the checkpoint
+	// it resumed (ResumeMayChange), as "name old -> new".
+	ResumeChanged []string `json:"resume_changed,omitempty"`
+	// SkippedImages counts the training images skipped so far because they
+	// failed to load (--skip-bad-images); per epoch in metrics.csv.
+	SkippedImages int64 `json:"skipped_images"`
 }
 
 func writeConfig(path string, r *run) error {
@@ -107,13 +110,19 @@ func writeConfig(path string, r *run) error {
 		Model: o.Model, Dataset: o.Dataset, DataDir: o.DataDir, Classes: len(r.classes), ClassNames: r.classes,
 		TrainImages: r.data.Train.Len(), TestImages: r.data.Test.Len(), ImgSize: o.ImgSize,
 		TrainAugment: r.data.TrainAugment, EvalTransform: r.data.EvalTransform,
-		NormMean: n.Mean[:], NormStd: n.Std[:], GrayToRGB: n.OutChannels == 3 && nativeSide(o.Dataset) == 28,
+		NormMean: n.Mean[:], NormStd: n.Std[:], GrayToRGB: n.OutChannels == 3 && datasets.NativeSide(o.Dataset) == 28,
 		Recipe: o.Recipe, Epochs: o.Epochs, BatchSize: o.Batch, StepsPerEpoch: r.spe, LR: o.LR, MinLR: o.MinLR,
 		WarmupEpochs: o.Warmup, WarmupSteps: r.sched.WarmupSteps, Optimizer: "adamw (0.9, 0.999), eps 1e-8, decoupled decay, none on biases/norms/layerscale",
 		WeightDecay: o.WD, LabelSmoothing: o.Smooth, Mixup: o.Mixup, CutMix: o.CutMix, RandAugment: o.RandAug, CropPadding: o.CropPad,
 		RandomErasing: o.Erasing, GradClip: o.GradClip, EMA: o.EMA, AMP: o.AMP, DropLast: o.DropLast,
 		Device: DeviceName(o.Device), Threads: o.Threads, Workers: o.Workers, Seed: o.Seed,
 		LimitTrain: o.LimitTr, LimitEval: o.LimitEv, EvalEvery: o.EvalEvery, Resume: o.Resume,
+	}
+	if r.resumed != nil {
+		_, c.ResumeChanged = compareOptions(r.resumed, o)
+	}
+	for _, m := range r.metrics {
+		c.SkippedImages += m.SkippedImages
 	}
 	if o.Dataset == "mini-imagenet" {
 		c.SplitRule = fmt.Sprintf("pooled: per class sorted by name, shuffled with seed %d, first 5/6 train, last 1/6 test", o.SplitSeed)
@@ -122,7 +131,7 @@ func writeConfig(path string, r *run) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(path, func(w io.Writer) error { _, err := w.Write(append(data, '\n')); return err }); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

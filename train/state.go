@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/gsrmt/gsrmt/checkpoints"
 	"github.com/gsrmt/gsrmt/internal/torch"
@@ -37,11 +38,16 @@ func (r *run) save(path string) error {
 	if err != nil {
 		return err
 	}
+	options, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
 	st := &checkpoints.TrainingState{
 		ConfigExtra: map[string]any{
 			"dataset": o.Dataset, "data_dir": o.DataDir, "img_size": int64(o.ImgSize),
 			"class_names": toAny(r.classes), "norm_mean": floatsAny(r.data.Normalize.Mean[:]),
 			"norm_std": floatsAny(r.data.Normalize.Std[:]), "split_seed": int64(o.SplitSeed), "recipe": o.Recipe,
+			optionsKey: string(options),
 		},
 		Epoch:     int64(r.pos.Epoch),
 		Step:      r.step,
@@ -81,10 +87,25 @@ func (r *run) restore(path string) error {
 		b, _ := json.Marshal(want)
 		return fmt.Errorf("the checkpoint's model %s differs from this run's %s: give the same model flags", a, b)
 	}
+	if s, ok := st.ConfigExtra[optionsKey].(string); ok {
+		var saved Options
+		if err := json.Unmarshal([]byte(s), &saved); err != nil {
+			return fmt.Errorf("the recorded training options: %w", err)
+		}
+		if bad := ResumeConflicts(&saved, &r.o); len(bad) > 0 {
+			return fmt.Errorf("%s: resume with the checkpoint's options (drop those flags) or start a new run", strings.Join(bad, "; "))
+		}
+		r.resumed = &saved
+	}
 	if _, err := checkpoints.LoadModelState(r.model, st.Model, true); err != nil {
 		return err
 	}
-	if st.Optimizer != nil && len(st.Optimizer.ExpAvg) > 0 {
+	hasMoments := st.Optimizer != nil && len(st.Optimizer.ExpAvg) > 0
+	if !hasMoments && !r.o.ResetOptimizer {
+		return fmt.Errorf("the checkpoint holds no optimizer state (a converted or exported file?): resuming would restart AdamW's moments; " +
+			"resume from the run's own last.pt, or add --reset-optimizer to continue with fresh moments")
+	}
+	if hasMoments && !r.o.ResetOptimizer {
 		m, v, err := st.Optimizer.TorchMoments(r.o.Device)
 		if err != nil {
 			return err
@@ -139,11 +160,36 @@ func (r *run) restore(path string) error {
 	return nil
 }
 
+// optionsKey is the checkpoint's "config" entry that records the run's
+// Options as JSON (their flag names), so that --resume can restore them.
+const optionsKey = "train_options"
+
+// ReadOptions returns the training options recorded in a checkpoint written
+// by a training run; nil (and no error) for an older checkpoint that
+// recorded none. Device, threads, workers, the run folder and the log are
+// not recorded: the caller sets them.
+func ReadOptions(path string) (*Options, error) {
+	_, extra, err := checkpoints.ReadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := extra[optionsKey].(string)
+	if !ok {
+		return nil, nil
+	}
+	var o Options
+	if err := json.Unmarshal([]byte(s), &o); err != nil {
+		return nil, fmt.Errorf("%s: the recorded training options: %w", path, err)
+	}
+	return &o, nil
+}
+
 // epochJSON is EpochMetrics with NaN written as null.
 type epochJSON struct {
 	Epoch                                         int
 	LR, TrainLoss, TrainTop1, ImagesPerS, Seconds float64
 	TestLoss, TestTop1, TestTop5, EMATop1         *float64
+	SkippedImages                                 int64
 }
 
 func metricsForJSON(rows []EpochMetrics) []epochJSON {
@@ -156,7 +202,7 @@ func metricsForJSON(rows []EpochMetrics) []epochJSON {
 	out := make([]epochJSON, len(rows))
 	for i, m := range rows {
 		out[i] = epochJSON{m.Epoch, m.LR, m.TrainLoss, m.TrainTop1, m.ImagesPerS, m.Seconds,
-			ptr(m.TestLoss), ptr(m.TestTop1), ptr(m.TestTop5), ptr(m.EMATop1)}
+			ptr(m.TestLoss), ptr(m.TestTop1), ptr(m.TestTop5), ptr(m.EMATop1), m.SkippedImages}
 	}
 	return out
 }
@@ -172,7 +218,7 @@ func metricsFromJSON(rows []epochJSON) []EpochMetrics {
 	for i, m := range rows {
 		out[i] = EpochMetrics{Epoch: m.Epoch, LR: m.LR, TrainLoss: m.TrainLoss, TrainTop1: m.TrainTop1,
 			ImagesPerS: m.ImagesPerS, Seconds: m.Seconds, TestLoss: val(m.TestLoss), TestTop1: val(m.TestTop1),
-			TestTop5: val(m.TestTop5), EMATop1: val(m.EMATop1)}
+			TestTop5: val(m.TestTop5), EMATop1: val(m.EMATop1), SkippedImages: m.SkippedImages}
 	}
 	return out
 }

@@ -179,3 +179,24 @@ func TestTopK(t *testing.T) {
 		t.Errorf("top-1/top-2 hits %v, want [1 2]", got)
 	}
 }
+
+// NaN logits never count as a hit: a NaN label logit misses at every k, and a
+// NaN elsewhere ranks above the label, as in torch.topk.
+func TestTopKWithNaN(t *testing.T) {
+	nan := float32(math.NaN())
+	logits := []float32{
+		nan, nan, nan, // all NaN, label 0: miss
+		0.1, nan, 0.9, // label 2 is beaten by the NaN only: top-1 miss, top-2 hit
+		nan, 0.5, 0.2, // label 0 is NaN: miss
+	}
+	got := TopK(logits, []int64{0, 2, 0}, 3, 1, 2, 3)
+	if got[0] != 0 || got[1] != 1 || got[2] != 1 {
+		t.Errorf("top-1/2/3 hits %v, want [0 1 1]", got)
+	}
+	if n := countNonFinite(append(logits, 1, 2, float32(math.Inf(1))), 3); n != 4 {
+		t.Errorf("countNonFinite %d, want 4 rows", n)
+	}
+	if a := Argmax([]float32{1, nan, 3}); a != 1 {
+		t.Errorf("Argmax with NaN %d, want 1 (torch.argmax)", a)
+	}
+}

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/gsrmt/gsrmt/datasets"
@@ -31,6 +31,9 @@ type EpochMetrics struct {
 	EMATop1    float64 `json:"ema_test_top1"` // NaN without --ema
 	ImagesPerS float64 `json:"images_per_s"`
 	Seconds    float64 `json:"seconds"`
+	// SkippedImages counts training images of the epoch that failed to load
+	// and were skipped (--skip-bad-images).
+	SkippedImages int64 `json:"skipped_images"`
 }
 
 // progress is the position inside an epoch, saved with an interrupted run.
@@ -44,6 +47,7 @@ type progress struct {
 	LastLR    float64
 	BestTop1  float64
 	BestEpoch int
+	Skipped   int64 // training images skipped so far in the epoch
 }
 
 // Result summarises a finished (or interrupted) run.
@@ -55,8 +59,12 @@ type Result struct {
 	RunDir      string
 }
 
-// ErrNonFinite is returned when the loss becomes NaN or infinite.
-var ErrNonFinite = errors.New("non-finite loss")
+// ErrNonFinite is returned when the loss, the logits or the model's weights
+// or BatchNorm statistics become NaN or infinite.
+var ErrNonFinite = errors.New("non-finite values")
+
+// ErrBatchTooLarge is returned when --batch-size exceeds the training set.
+var ErrBatchTooLarge = errors.New("the batch is larger than the training set")
 
 // Run trains a model as the options say. Cancelling ctx finishes the current
 // step, writes last.pt and returns a Result with Interrupted set.
@@ -73,9 +81,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.AMP && o.Device == gotch.CPU {
 		return nil, fmt.Errorf("amp: --amp is bf16 autocast on CUDA; this run is on the CPU (run without --amp, or pick --device cuda)")
 	}
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("out: %w", err)
+	dir, err := openRunDir(&o)
+	if err != nil {
+		return nil, err
 	}
+	defer dir.close()
 	if o.Threads > 0 {
 		if err := torch.SetNumThreads(o.Threads); err != nil {
 			return nil, err
@@ -87,6 +97,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	data, err := openData(ctx, &o, o.Log)
 	if err != nil {
 		return nil, err
+	}
+	if n := data.Train.Len(); o.Batch > n {
+		return nil, fmt.Errorf("batch-size %d: %w of %d images (the learning rate is scaled by the batch): choose --batch-size %d or less",
+			o.Batch, ErrBatchTooLarge, n, n)
 	}
 	classes := data.Train.Classes()
 	o.Model.NumClasses = len(classes)
@@ -114,6 +128,10 @@ type run struct {
 	step    int64
 	pos     progress
 	metrics []EpochMetrics
+
+	minBatch  int      // smallest batch the model trains on (gsrmt.MinTrainBatch)
+	resumed   *Options // the options the resumed checkpoint recorded, if any
+	lastSaved int64    // step of the last.pt this run wrote; -1 before the first
 }
 
 func (r *run) close() {
@@ -154,6 +172,8 @@ func (r *run) setup() error {
 	if r.testL, err = r.data.evalLoader(o, r.data.Test, o.Batch); err != nil {
 		return fmt.Errorf("test data: %w", err)
 	}
+	r.lastSaved = -1
+	r.minBatch = gsrmt.MinTrainBatch(o.Model, o.ImgSize)
 	r.spe = r.trainL.NumBatches()
 	if r.spe == 0 {
 		return fmt.Errorf("training data: %d images give no batch of %d", r.data.Train.Len(), o.Batch)
@@ -191,54 +211,16 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 		if interrupted {
-			if err := r.save(filepath.Join(o.Out, "last.pt")); err != nil {
+			if err := r.saveLast(); err != nil {
 				return nil, fmt.Errorf("interrupted at step %d; writing last.pt failed: %w", r.step, err)
 			}
 			fmt.Fprintf(o.Log, "interrupted at epoch %d, step %d: wrote %s (continue with --resume)\n", epoch+1, r.step, filepath.Join(o.Out, "last.pt"))
 			res.Interrupted = true
 			break
 		}
-		m := EpochMetrics{
-			Epoch: epoch + 1, LR: r.pos.LastLR,
-			TrainLoss: r.pos.LossSum / float64(r.pos.Seen), TrainTop1: 100 * float64(r.pos.Hits) / float64(r.pos.Seen),
-			TestLoss: math.NaN(), TestTop1: math.NaN(), TestTop5: math.NaN(), EMATop1: math.NaN(),
-			Seconds: r.pos.Seconds, ImagesPerS: float64(r.pos.Seen) / r.pos.Seconds,
-		}
-		if (epoch+1)%o.EvalEvery == 0 || epoch+1 == o.Epochs {
-			ev, err := Evaluate(r.model, r.testL, r.model.Config.NumClasses, o.Device, nil)
-			if err != nil {
-				return nil, fmt.Errorf("evaluate after epoch %d: %w", epoch+1, err)
-			}
-			m.TestLoss, m.TestTop1, m.TestTop5 = ev.Loss, ev.Top1, ev.Top5
-			if r.ema != nil {
-				eev, err := Evaluate(r.ema.Model, r.testL, r.model.Config.NumClasses, o.Device, nil)
-				if err != nil {
-					return nil, fmt.Errorf("evaluate the EMA after epoch %d: %w", epoch+1, err)
-				}
-				m.EMATop1 = eev.Top1
-			}
-		}
-		r.metrics = append(r.metrics, m)
-		// Hand the heap's free memory back once an epoch: gsrmt-cli keeps freed
-		// memory for reuse between steps (torch.KeepFreedMemory), and this bounds
-		// what fragmentation can add over a long run.
-		torch.TrimHeap()
-		restoreThreads()
-		r.pos = progress{Epoch: epoch + 1, BestTop1: r.pos.BestTop1, BestEpoch: r.pos.BestEpoch}
-		if !math.IsNaN(m.TestTop1) && m.TestTop1 > r.pos.BestTop1 {
-			r.pos.BestTop1, r.pos.BestEpoch = m.TestTop1, epoch+1
-			if err := r.save(filepath.Join(o.Out, "best.pt")); err != nil {
-				return nil, err
-			}
-		}
-		if err := r.save(filepath.Join(o.Out, "last.pt")); err != nil {
+		if err := r.endEpoch(epoch); err != nil {
 			return nil, err
 		}
-		if err := writeMetrics(o.Out, r.metrics, r.titleForPlot()); err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(o.Log, "epoch %d/%d: lr %.3g, train loss %.4f, train top-1 %.2f %%, test loss %.4f, test top-1 %.2f %%, top-5 %.2f %%, %.0f images/s, %.1f s\n",
-			m.Epoch, o.Epochs, m.LR, m.TrainLoss, m.TrainTop1, m.TestLoss, m.TestTop1, m.TestTop5, m.ImagesPerS, m.Seconds)
 		if ctx.Err() != nil && epoch+1 < o.Epochs {
 			fmt.Fprintf(o.Log, "interrupted after epoch %d: last.pt is up to date (continue with --resume)\n", epoch+1)
 			res.Interrupted = true
@@ -247,6 +229,143 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	}
 	res.Metrics, res.Steps, res.Best = r.metrics, r.step, r.pos.BestTop1
 	return res, nil
+}
+
+// endEpoch checks the model, evaluates it when due, and writes the epoch's
+// metrics and checkpoints: best.pt when the test top-1 improved, then last.pt.
+// A model that holds or computes non-finite values stops the run unsaved.
+func (r *run) endEpoch(epoch int) error {
+	o := &r.o
+	m := EpochMetrics{
+		Epoch: epoch + 1, LR: r.pos.LastLR,
+		TrainLoss: r.pos.LossSum / float64(r.pos.Seen), TrainTop1: 100 * float64(r.pos.Hits) / float64(r.pos.Seen),
+		TestLoss: math.NaN(), TestTop1: math.NaN(), TestTop5: math.NaN(), EMATop1: math.NaN(),
+		Seconds: r.pos.Seconds, ImagesPerS: float64(r.pos.Seen) / r.pos.Seconds, SkippedImages: r.pos.Skipped,
+	}
+	if err := r.checkFinite(fmt.Sprintf("after epoch %d", epoch+1)); err != nil {
+		return err
+	}
+	if (epoch+1)%o.EvalEvery == 0 || epoch+1 == o.Epochs {
+		if err := r.evaluate(epoch, &m); err != nil {
+			return err
+		}
+	}
+	r.metrics = append(r.metrics, m)
+	// Hand the heap's free memory back once an epoch: gsrmt-cli keeps freed
+	// memory for reuse between steps (torch.KeepFreedMemory), and this bounds
+	// what fragmentation can add over a long run.
+	torch.TrimHeap()
+	restoreThreads()
+	r.pos = progress{Epoch: epoch + 1, BestTop1: r.pos.BestTop1, BestEpoch: r.pos.BestEpoch}
+	if !math.IsNaN(m.TestTop1) && m.TestTop1 > r.pos.BestTop1 {
+		r.pos.BestTop1, r.pos.BestEpoch = m.TestTop1, epoch+1
+		if err := r.save(filepath.Join(o.Out, "best.pt")); err != nil {
+			return err
+		}
+	}
+	if err := r.saveLast(); err != nil {
+		return err
+	}
+	if err := writeMetrics(o.Out, r.metrics, r.titleForPlot()); err != nil {
+		return err
+	}
+	if err := writeConfig(filepath.Join(o.Out, "config.json"), r); err != nil {
+		return err
+	}
+	if m.SkippedImages > 0 {
+		fmt.Fprintf(o.Log, "epoch %d: skipped %d training images that failed to load (--skip-bad-images)\n", m.Epoch, m.SkippedImages)
+	}
+	fmt.Fprintf(o.Log, "epoch %d/%d: lr %.3g, train loss %.4f, train top-1 %.2f %%, test loss %.4f, test top-1 %.2f %%, top-5 %.2f %%, %.0f images/s, %.1f s\n",
+		m.Epoch, o.Epochs, m.LR, m.TrainLoss, m.TrainTop1, m.TestLoss, m.TestTop1, m.TestTop5, m.ImagesPerS, m.Seconds)
+	return nil
+}
+
+// evaluate fills m's test columns from the model (and the EMA's). Non-finite
+// logits or loss stop the run: such numbers describe a broken model.
+func (r *run) evaluate(epoch int, m *EpochMetrics) error {
+	o := &r.o
+	ev, err := Evaluate(r.model, r.testL, r.model.Config.NumClasses, o.Device, nil)
+	if err != nil {
+		return fmt.Errorf("evaluate after epoch %d: %w", epoch+1, err)
+	}
+	if !ev.Finite() {
+		return r.nonFinite(fmt.Sprintf("after epoch %d the model's test logits are non-finite for %d of %d images (loss %v)", epoch+1, ev.NonFinite, ev.Images, ev.Loss))
+	}
+	m.TestLoss, m.TestTop1, m.TestTop5 = ev.Loss, ev.Top1, ev.Top5
+	if r.ema != nil {
+		eev, err := Evaluate(r.ema.Model, r.testL, r.model.Config.NumClasses, o.Device, nil)
+		if err != nil {
+			return fmt.Errorf("evaluate the EMA after epoch %d: %w", epoch+1, err)
+		}
+		if !eev.Finite() {
+			return r.nonFinite(fmt.Sprintf("after epoch %d the EMA's test logits are non-finite for %d of %d images", epoch+1, eev.NonFinite, eev.Images))
+		}
+		m.EMATop1 = eev.Top1
+	}
+	return nil
+}
+
+// checkFinite stops the run when a weight or BatchNorm statistic of the
+// model or its EMA is NaN or infinite.
+func (r *run) checkFinite(when string) error {
+	bad, err := r.model.NonFinite()
+	if err != nil {
+		return err
+	}
+	if len(bad) > 0 {
+		return r.nonFinite(fmt.Sprintf("%s the model holds non-finite values in %s", when, listNames(bad, 5)))
+	}
+	if r.ema != nil {
+		if bad, err = r.ema.Model.NonFinite(); err != nil {
+			return err
+		}
+		if len(bad) > 0 {
+			return r.nonFinite(fmt.Sprintf("%s the EMA holds non-finite values in %s", when, listNames(bad, 5)))
+		}
+	}
+	return nil
+}
+
+// nonFinite is the error that stops a run whose numbers became NaN or
+// infinite: what happened, and what was and was not saved.
+func (r *run) nonFinite(what string) error {
+	return fmt.Errorf("%s: %w; stopping without saving this state. %s", what, ErrNonFinite, r.savedSummary())
+}
+
+// savedSummary says which checkpoints in the run folder hold the last good
+// state, or that none was written.
+func (r *run) savedSummary() string {
+	o := &r.o
+	var parts []string
+	switch {
+	case r.lastSaved >= 0:
+		parts = append(parts, fmt.Sprintf("%s holds step %d, the last good state", filepath.Join(o.Out, "last.pt"), r.lastSaved))
+	case o.Resume != "":
+		parts = append(parts, fmt.Sprintf("this run wrote no checkpoint; %s, which it resumed from, is unchanged", o.Resume))
+	default:
+		parts = append(parts, "this run wrote no checkpoint (the first is written at the end of epoch 1)")
+	}
+	if r.pos.BestEpoch > 0 {
+		parts = append(parts, fmt.Sprintf("%s holds epoch %d (test top-1 %.2f %%)", filepath.Join(o.Out, "best.pt"), r.pos.BestEpoch, r.pos.BestTop1))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// saveLast writes last.pt and remembers its step.
+func (r *run) saveLast() error {
+	if err := r.save(filepath.Join(r.o.Out, "last.pt")); err != nil {
+		return err
+	}
+	r.lastSaved = r.step
+	return nil
+}
+
+// listNames joins at most n names, saying how many more there are.
+func listNames(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }
 
 func (r *run) titleForPlot() string {
@@ -269,6 +388,8 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) (bool, error) {
 		_ = bar.Set(r.pos.Batch)
 	}
 	logEvery := max(1, r.spe/10)
+	skippedBefore := r.trainL.Skipped()
+	defer func() { r.pos.Skipped += r.trainL.Skipped() - skippedBefore }()
 	for b := 0; ; b++ {
 		batch, err := it.Next()
 		if errors.Is(err, io.EOF) {
@@ -278,7 +399,16 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) (bool, error) {
 			return false, fmt.Errorf("epoch %d, batch %d: %w", epoch+1, b+1, err)
 		}
 		if b < r.pos.Batch { // resumed inside this epoch: these batches are done
+			skippedBefore += int64(batch.Skipped) // counted before the interruption
 			batch.Release()
+			continue
+		}
+		if batch.N < r.minBatch {
+			// As PyTorch refuses it: BatchNorm cannot train on one value per channel.
+			fmt.Fprintf(o.Log, "epoch %d, batch %d: skipped a batch of %d image (the head's BatchNorm needs at least %d in training; --drop-last avoids such batches)\n",
+				epoch+1, b+1, batch.N, r.minBatch)
+			batch.Release()
+			r.pos.Batch = b + 1
 			continue
 		}
 		start := time.Now()
@@ -373,8 +503,7 @@ func (r *run) trainStep(b *datasets.Batch, lr float64) (float64, int, error) {
 	defer loss.MustDrop()
 	lv := float64(loss.MustTo(gotch.CPU, false).Vals().([]float32)[0])
 	if math.IsNaN(lv) || math.IsInf(lv, 0) {
-		return 0, 0, fmt.Errorf("step %d (epoch %d, batch %d): the loss is %v: %w; stopping, the last good checkpoint is %s",
-			r.step+1, r.pos.Epoch+1, r.pos.Batch+1, lv, ErrNonFinite, filepath.Join(o.Out, "last.pt"))
+		return 0, 0, r.nonFinite(fmt.Sprintf("step %d (epoch %d, batch %d): the loss is %v (try a lower --lr or --grad-clip)", r.step+1, r.pos.Epoch+1, r.pos.Batch+1, lv))
 	}
 	if err := loss.Backward(); err != nil {
 		return 0, 0, fmt.Errorf("step %d: backward: %w", r.step+1, err)
