@@ -50,16 +50,16 @@ Examples:
 				}
 			}
 			o := train.Options{Dataset: dataset, DataDir: c.String("data-dir"), ImgSize: c.Int("img-size"),
-				Batch: c.Int("batch-size"), Workers: c.Int("workers"), Seed: c.Uint64("seed"), RandAug: c.Bool("randaugment"),
-				Erasing: c.Float64("random-erasing"), Mixup: c.Float64("mixup"), CutMix: c.Float64("cutmix"), CropPad: 4, DropLast: true}
+				Batch: c.Int("batch-size"), Workers: c.Int("workers"), Seed: c.Uint64("seed"), RandAugment: c.Bool("randaugment"),
+				RandomErasing: c.Float64("random-erasing"), Mixup: c.Float64("mixup"), CutMix: c.Float64("cutmix"), CropPadding: 4, DropLast: true}
 			if o.DataDir == "" && dataset == "fashion-mnist" {
 				o.DataDir = "/usr/share/datasets/fashion-mnist"
 			}
 			if o.DataDir == "" {
 				return usagef("--data-dir: a folder is required for %s", dataset)
 			}
-			if o.Erasing < 0 || o.Erasing > 1 || o.Mixup < 0 || o.CutMix < 0 {
-				return usagef("--random-erasing %v, --mixup %v, --cutmix %v: want a probability in [0, 1] and non-negative alphas", o.Erasing, o.Mixup, o.CutMix)
+			if o.RandomErasing < 0 || o.RandomErasing > 1 || o.Mixup < 0 || o.CutMix < 0 {
+				return usagef("--random-erasing %v, --mixup %v, --cutmix %v: want a probability in [0, 1] and non-negative alphas", o.RandomErasing, o.Mixup, o.CutMix)
 			}
 			res, err := train.BenchData(context.Background(), o, c.Int("batches"))
 			if err != nil {

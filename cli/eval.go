@@ -102,7 +102,7 @@ func runEval(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := train.Evaluate(l.model, loader, l.cfg.NumClasses, dev, nil, c.Bool("per-class"))
+	res, err := train.Evaluate(l.model, loader, train.EvalOptions{Device: dev, Classes: l.cfg.NumClasses, Confusion: c.Bool("per-class")})
 	if err != nil {
 		return err
 	}

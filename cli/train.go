@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -319,7 +319,7 @@ func freshOptions(c *cli.Context) (train.Options, error) {
 	if c.IsSet("epochs") || recipe == "default" {
 		o.Epochs = c.Int("epochs")
 	}
-	o.Seed, o.DropLast, o.CropPad, o.EvalEvery = c.Uint64("seed"), c.Bool("drop-last"), c.Int("crop-padding"), c.Int("eval-every")
+	o.Seed, o.DropLast, o.CropPadding, o.EvalEvery = c.Uint64("seed"), c.Bool("drop-last"), c.Int("crop-padding"), c.Int("eval-every")
 	o.DataDir = c.String("data-dir")
 	applyTrainFlags(c, &o)
 	if !c.IsSet("min-lr") && o.MinLR > o.LR {
@@ -341,21 +341,21 @@ func freshOptions(c *cli.Context) (train.Options, error) {
 
 // applyTrainFlags sets the options whose flags were given explicitly.
 func applyTrainFlags(c *cli.Context, o *train.Options) {
-	floats := map[string]*float64{"lr": &o.LR, "min-lr": &o.MinLR, "weight-decay": &o.WD, "warmup-epochs": &o.Warmup,
-		"label-smoothing": &o.Smooth, "mixup": &o.Mixup, "cutmix": &o.CutMix, "random-erasing": &o.Erasing,
+	floats := map[string]*float64{"lr": &o.LR, "min-lr": &o.MinLR, "weight-decay": &o.WeightDecay, "warmup-epochs": &o.WarmupEpochs,
+		"label-smoothing": &o.LabelSmoothing, "mixup": &o.Mixup, "cutmix": &o.CutMix, "random-erasing": &o.RandomErasing,
 		"grad-clip": &o.GradClip, "ema": &o.EMA}
 	for name, dst := range floats {
 		if c.IsSet(name) {
 			*dst = c.Float64(name)
 		}
 	}
-	ints := map[string]*int{"crop-padding": &o.CropPad, "limit-train": &o.LimitTr, "limit-eval": &o.LimitEv, "eval-every": &o.EvalEvery}
+	ints := map[string]*int{"crop-padding": &o.CropPadding, "limit-train": &o.LimitTrain, "limit-eval": &o.LimitEval, "eval-every": &o.EvalEvery}
 	for name, dst := range ints {
 		if c.IsSet(name) {
 			*dst = c.Int(name)
 		}
 	}
-	bools := map[string]*bool{"randaugment": &o.RandAug, "amp": &o.AMP, "drop-last": &o.DropLast,
+	bools := map[string]*bool{"randaugment": &o.RandAugment, "amp": &o.AMP, "drop-last": &o.DropLast,
 		"download": &o.Download, "skip-bad-images": &o.SkipBadImages}
 	for name, dst := range bools {
 		if c.IsSet(name) {

@@ -164,7 +164,7 @@ func TestResumeReproducesMetrics(t *testing.T) {
 	cfg.DropPath = 0.1 // exercise the libtorch generator
 	opts := func(out string) train.Options {
 		o := train.Options{Dataset: "imagefolder", DataDir: data, ImgSize: 32, Model: cfg, Recipe: "default",
-			Epochs: 3, Batch: 12, LR: 2e-3, MinLR: 1e-5, WD: 0.05, Warmup: 1, Smooth: 0.1, Mixup: 0.8, CutMix: 1.0,
+			Epochs: 3, Batch: 12, LR: 2e-3, MinLR: 1e-5, WeightDecay: 0.05, WarmupEpochs: 1, LabelSmoothing: 0.1, Mixup: 0.8, CutMix: 1.0,
 			GradClip: 1, EMA: 0.9, DropLast: true, Device: gotch.CPU, Threads: 1, Workers: 2, Seed: 7,
 			Out: out, EvalEvery: 1}
 		return o
@@ -289,7 +289,7 @@ func longRun(t *testing.T, dataset, dir string, side int, lr float64, cropPad in
 		t.Fatal(err)
 	}
 	o := train.Options{Dataset: dataset, DataDir: dir, ImgSize: side, Model: cfg, Recipe: "default", Epochs: 1,
-		Batch: 64, LR: lr, MinLR: 1e-5, CropPad: cropPad, WD: 0.05, Warmup: 0.1, Smooth: 0.1, DropLast: true, Device: gotch.CPU,
+		Batch: 64, LR: lr, MinLR: 1e-5, CropPadding: cropPad, WeightDecay: 0.05, WarmupEpochs: 0.1, LabelSmoothing: 0.1, DropLast: true, Device: gotch.CPU,
 		Threads: 2, Workers: 2, Seed: 0, Out: filepath.Join(t.TempDir(), "run"), EvalEvery: 1, Log: os.Stderr}
 	start := time.Now()
 	res, err := train.Run(context.Background(), o)

@@ -71,24 +71,24 @@ func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error)
 	if err != nil {
 		return nil, fmt.Errorf("open the test split: %w", err)
 	}
-	p := &DataPlan{Train: limit(tr, o.LimitTr), Test: limit(te, o.LimitEv), Normalize: datasets.NormalizationFor(o.Dataset)}
+	p := &DataPlan{Train: limit(tr, o.LimitTrain), Test: limit(te, o.LimitEval), Normalize: datasets.NormalizationFor(o.Dataset)}
 	side := o.ImgSize
 	if n := datasets.NativeSide(o.Dataset); n == side || (n == 0 && firstImageIsSide(p.Train, side)) {
 		p.trainT = datasets.Compose{datasets.HorizontalFlip{P: 0.5}}
 		p.TrainAugment = "horizontal flip 0.5"
-		if o.CropPad > 0 {
-			p.trainT = datasets.Compose{datasets.RandomCrop{Size: side, Padding: o.CropPad}, datasets.HorizontalFlip{P: 0.5}}
-			p.TrainAugment = fmt.Sprintf("random crop %d with %d px zero padding, horizontal flip 0.5", side, o.CropPad)
+		if o.CropPadding > 0 {
+			p.trainT = datasets.Compose{datasets.RandomCrop{Size: side, Padding: o.CropPadding}, datasets.HorizontalFlip{P: 0.5}}
+			p.TrainAugment = fmt.Sprintf("random crop %d with %d px zero padding, horizontal flip 0.5", side, o.CropPadding)
 		}
 		p.EvalTransform = "none"
-		if o.RandAug {
+		if o.RandAugment {
 			p.trainT = append(p.trainT.(datasets.Compose), datasets.DefaultRandAugment)
 			p.TrainAugment += ", RandAugment(2, 9)"
 		}
 	} else {
-		p.trainT = datasets.TrainTransform(side, o.RandAug)
+		p.trainT = datasets.TrainTransform(side, o.RandAugment)
 		p.TrainAugment = fmt.Sprintf("RandomResizedCrop %d (scale 0.08-1, ratio 3/4-4/3), horizontal flip 0.5", side)
-		if o.RandAug {
+		if o.RandAugment {
 			p.TrainAugment += ", RandAugment(2, 9)"
 		}
 		p.evalT = datasets.EvalTransform(side)
@@ -105,11 +105,11 @@ func (p *DataPlan) trainLoader(o *Options, classes int) (*datasets.Loader, error
 		BatchSize: o.Batch, Workers: o.Workers, Shuffle: true, DropLast: o.DropLast && p.Train.Len() >= o.Batch,
 		Seed: o.Seed, Transform: p.trainT, Normalize: p.Normalize, SkipBadImages: o.SkipBadImages,
 	}
-	if o.Erasing > 0 {
-		cfg.Erasing = &datasets.RandomErasing{P: o.Erasing}
+	if o.RandomErasing > 0 {
+		cfg.Erasing = &datasets.RandomErasing{P: o.RandomErasing}
 	}
 	if o.Mixup > 0 || o.CutMix > 0 {
-		cfg.Mixer = &datasets.Mixer{MixupAlpha: o.Mixup, CutMixAlpha: o.CutMix, SwitchProb: 0.5, Prob: 1, Smoothing: o.Smooth, NumClasses: classes}
+		cfg.Mixer = &datasets.Mixer{MixupAlpha: o.Mixup, CutMixAlpha: o.CutMix, SwitchProb: 0.5, Prob: 1, Smoothing: o.LabelSmoothing, NumClasses: classes}
 	}
 	return datasets.NewLoader(p.Train, cfg)
 }

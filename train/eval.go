@@ -43,14 +43,27 @@ func (e EvalResult) PerClass() []float64 {
 	return out
 }
 
+// EvalOptions says how Evaluate runs. The zero value evaluates on the CPU
+// without a confusion matrix; Classes 0 means the model's class count.
+type EvalOptions struct {
+	Device    gotch.Device
+	Classes   int  // logits per image (default: m.Config.NumClasses)
+	Confusion bool // also count the confusion matrix
+	// Progress, when set, is called after each batch with the images done.
+	Progress func(done int)
+}
+
 // Evaluate runs m in eval mode without gradients over every batch of l
-// (epoch 0, in order). With confusion set it also counts the confusion matrix.
-// progress, when set, is called after each batch with the images done.
-func Evaluate(m *gsrmt.Model, l *datasets.Loader, classes int, dev gotch.Device, progress func(done int), confusion ...bool) (res EvalResult, err error) {
+// (epoch 0, in order).
+func Evaluate(m *gsrmt.Model, l *datasets.Loader, o EvalOptions) (res EvalResult, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	restoreThreads()
-	if len(confusion) > 0 && confusion[0] {
+	classes, dev := o.Classes, o.Device
+	if classes == 0 {
+		classes = m.Config.NumClasses
+	}
+	if o.Confusion {
 		res.Confusion = make([][]int64, classes)
 		for i := range res.Confusion {
 			res.Confusion[i] = make([]int64, classes)
@@ -69,33 +82,7 @@ func Evaluate(m *gsrmt.Model, l *datasets.Loader, classes int, dev gotch.Device,
 		if err != nil {
 			return res, fmt.Errorf("evaluate: %w", err)
 		}
-		var logits []float32
-		var loss float64
-		torch.NoGrad(func() {
-			x, e := batchTensor(b, dev)
-			if e != nil {
-				err = e
-				return
-			}
-			defer x.MustDrop()
-			out, e := m.Forward(x, false)
-			if e != nil {
-				err = e
-				return
-			}
-			out32 := out.MustTotype(gotch.Float, true).MustTo(gotch.CPU, true)
-			defer out32.MustDrop()
-			labels := ts.MustOfSlice(b.Labels)
-			defer labels.MustDrop()
-			l, e := CrossEntropy(out32, labels)
-			if e != nil {
-				err = e
-				return
-			}
-			loss = float64(l.Vals().([]float32)[0])
-			l.MustDrop()
-			logits = out32.Vals().([]float32)
-		})
+		logits, loss, err := evalBatch(m, b, dev)
 		if err != nil {
 			b.Release()
 			return res, fmt.Errorf("evaluate batch %d: %w", b.Index+1, err)
@@ -112,8 +99,8 @@ func Evaluate(m *gsrmt.Model, l *datasets.Loader, classes int, dev gotch.Device,
 		}
 		res.Images += b.N
 		b.Release()
-		if progress != nil {
-			progress(res.Images)
+		if o.Progress != nil {
+			o.Progress(res.Images)
 		}
 	}
 	if res.Images == 0 {
@@ -123,6 +110,37 @@ func Evaluate(m *gsrmt.Model, l *datasets.Loader, classes int, dev gotch.Device,
 	res.Top1 = 100 * float64(top1) / float64(res.Images)
 	res.Top5 = 100 * float64(top5) / float64(res.Images)
 	return res, nil
+}
+
+// evalBatch runs one batch forward without gradients and returns its
+// logits (float32, on the CPU) and mean cross-entropy.
+func evalBatch(m *gsrmt.Model, b *datasets.Batch, dev gotch.Device) (logits []float32, loss float64, err error) {
+	torch.NoGrad(func() {
+		x, e := batchTensor(b, dev)
+		if e != nil {
+			err = e
+			return
+		}
+		defer x.MustDrop()
+		out, e := m.Forward(x, false)
+		if e != nil {
+			err = e
+			return
+		}
+		out32 := out.MustTotype(gotch.Float, true).MustTo(gotch.CPU, true)
+		defer out32.MustDrop()
+		labels := ts.MustOfSlice(b.Labels)
+		defer labels.MustDrop()
+		l, e := CrossEntropy(out32, labels)
+		if e != nil {
+			err = e
+			return
+		}
+		loss = float64(l.Vals().([]float32)[0])
+		l.MustDrop()
+		logits = out32.Vals().([]float32)
+	})
+	return logits, loss, err
 }
 
 // Finite reports whether the evaluation saw only finite logits and loss:

@@ -25,37 +25,37 @@ type Options struct {
 	SplitSeed     uint64 `json:"split-seed"`
 	SkipBadImages bool   `json:"skip-bad-images"`
 
-	Model   gsrmt.Config `json:"model"` // NumClasses is set from the data set
-	ImgSize int          `json:"img-size"`
-	Recipe  string       `json:"recipe"` // recorded: default, cifar or mini-imagenet
-	Epochs  int          `json:"epochs"`
-	Batch   int          `json:"batch-size"`
-	LR      float64      `json:"lr"` // peak learning rate
-	MinLR   float64      `json:"min-lr"`
-	WD      float64      `json:"weight-decay"`
-	Warmup  float64      `json:"warmup-epochs"`   // warmup epochs
-	Smooth  float64      `json:"label-smoothing"` // label smoothing
-	Mixup   float64      `json:"mixup"`           // Mixup alpha (0: off)
-	CutMix  float64      `json:"cutmix"`          // CutMix alpha (0: off)
-	RandAug bool         `json:"randaugment"`
-	// CropPad is the zero padding of the random crop used at a data set's
+	Model          gsrmt.Config `json:"model"` // NumClasses is set from the data set
+	ImgSize        int          `json:"img-size"`
+	Recipe         string       `json:"recipe"` // recorded: default, cifar or mini-imagenet
+	Epochs         int          `json:"epochs"`
+	Batch          int          `json:"batch-size"`
+	LR             float64      `json:"lr"` // peak learning rate
+	MinLR          float64      `json:"min-lr"`
+	WeightDecay    float64      `json:"weight-decay"`
+	WarmupEpochs   float64      `json:"warmup-epochs"`   // warmup epochs
+	LabelSmoothing float64      `json:"label-smoothing"` // label smoothing
+	Mixup          float64      `json:"mixup"`           // Mixup alpha (0: off)
+	CutMix         float64      `json:"cutmix"`          // CutMix alpha (0: off)
+	RandAugment    bool         `json:"randaugment"`
+	// CropPadding is the zero padding of the random crop used at a data set's
 	// native side (CIFAR-10 32 px, Fashion-MNIST 28 px); 0 turns the crop off.
-	CropPad  int     `json:"crop-padding"`
-	Erasing  float64 `json:"random-erasing"` // Random Erasing probability (0: off)
-	GradClip float64 `json:"grad-clip"`      // max global gradient norm (0: off)
-	EMA      float64 `json:"ema"`            // EMA decay (0: off)
-	AMP      bool    `json:"amp"`            // bf16 autocast on CUDA
-	DropLast bool    `json:"drop-last"`
+	CropPadding   int     `json:"crop-padding"`
+	RandomErasing float64 `json:"random-erasing"` // Random Erasing probability (0: off)
+	GradClip      float64 `json:"grad-clip"`      // max global gradient norm (0: off)
+	EMA           float64 `json:"ema"`            // EMA decay (0: off)
+	AMP           bool    `json:"amp"`            // bf16 autocast on CUDA
+	DropLast      bool    `json:"drop-last"`
 
-	Device    gotch.Device `json:"-"`
-	Threads   int          `json:"-"`
-	Workers   int          `json:"-"`
-	Seed      uint64       `json:"seed"`
-	Out       string       `json:"-"`
-	Resume    string       `json:"-"`
-	LimitTr   int          `json:"limit-train"` // use the first N training images (0: all)
-	LimitEv   int          `json:"limit-eval"`  // use the first N test images (0: all)
-	EvalEvery int          `json:"eval-every"`  // evaluate every N epochs (and after the last)
+	Device     gotch.Device `json:"-"`
+	Threads    int          `json:"-"`
+	Workers    int          `json:"-"`
+	Seed       uint64       `json:"seed"`
+	Out        string       `json:"-"`
+	Resume     string       `json:"-"`
+	LimitTrain int          `json:"limit-train"` // use the first N training images (0: all)
+	LimitEval  int          `json:"limit-eval"`  // use the first N test images (0: all)
+	EvalEvery  int          `json:"eval-every"`  // evaluate every N epochs (and after the last)
 
 	// Overwrite lets the run replace a run already in Out (its files are
 	// removed first); without it such a folder is refused (ErrRunExists).
@@ -142,18 +142,18 @@ var Recipes = []string{"default", "cifar", "mini-imagenet"}
 // epochs. Flags given explicitly override these afterwards.
 func (o *Options) ApplyRecipe(name string) error {
 	o.Recipe = name
-	o.WD, o.MinLR, o.Smooth, o.Mixup, o.CutMix = 0.05, 1e-5, 0.1, 0.8, 1.0
-	o.Warmup = 5
+	o.WeightDecay, o.MinLR, o.LabelSmoothing, o.Mixup, o.CutMix = 0.05, 1e-5, 0.1, 0.8, 1.0
+	o.WarmupEpochs = 5
 	base := 5e-4
 	switch name {
 	case "default":
 	case "cifar":
-		base, o.Warmup, o.Epochs, o.RandAug, o.Erasing = 1e-3, 20, 300, true, 0
+		base, o.WarmupEpochs, o.Epochs, o.RandAugment, o.RandomErasing = 1e-3, 20, 300, true, 0
 		if o.ImgSize == 0 {
 			o.ImgSize = 32
 		}
 	case "mini-imagenet":
-		o.Epochs, o.RandAug, o.Erasing = 300, true, 0.25
+		o.Epochs, o.RandAugment, o.RandomErasing = 300, true, 0.25
 		if o.ImgSize == 0 {
 			o.ImgSize = 224
 		}
@@ -183,20 +183,20 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("lr %v: want a positive learning rate", o.LR)
 	case o.MinLR < 0 || o.MinLR > o.LR:
 		return fmt.Errorf("min-lr %v: want a value in [0, lr = %v]", o.MinLR, o.LR)
-	case o.WD < 0:
-		return fmt.Errorf("weight-decay %v: want a non-negative value", o.WD)
-	case o.Warmup < 0:
-		return fmt.Errorf("warmup-epochs %v: want a non-negative value", o.Warmup)
-	case o.Smooth < 0 || o.Smooth >= 1:
-		return fmt.Errorf("label-smoothing %v: want a value in [0, 1)", o.Smooth)
+	case o.WeightDecay < 0:
+		return fmt.Errorf("weight-decay %v: want a non-negative value", o.WeightDecay)
+	case o.WarmupEpochs < 0:
+		return fmt.Errorf("warmup-epochs %v: want a non-negative value", o.WarmupEpochs)
+	case o.LabelSmoothing < 0 || o.LabelSmoothing >= 1:
+		return fmt.Errorf("label-smoothing %v: want a value in [0, 1)", o.LabelSmoothing)
 	case o.Mixup < 0:
 		return fmt.Errorf("mixup %v: want a non-negative alpha (0 turns it off)", o.Mixup)
 	case o.CutMix < 0:
 		return fmt.Errorf("cutmix %v: want a non-negative alpha (0 turns it off)", o.CutMix)
-	case o.CropPad < 0 || o.CropPad >= o.ImgSize:
-		return fmt.Errorf("crop-padding %d: want 0 (no random crop) up to %d pixels", o.CropPad, o.ImgSize-1)
-	case o.Erasing < 0 || o.Erasing > 1:
-		return fmt.Errorf("random-erasing %v: want a probability in [0, 1]", o.Erasing)
+	case o.CropPadding < 0 || o.CropPadding >= o.ImgSize:
+		return fmt.Errorf("crop-padding %d: want 0 (no random crop) up to %d pixels", o.CropPadding, o.ImgSize-1)
+	case o.RandomErasing < 0 || o.RandomErasing > 1:
+		return fmt.Errorf("random-erasing %v: want a probability in [0, 1]", o.RandomErasing)
 	case o.GradClip < 0:
 		return fmt.Errorf("grad-clip %v: want a non-negative norm (0 turns it off)", o.GradClip)
 	case o.EMA < 0 || o.EMA >= 1:
@@ -205,8 +205,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("threads %d: want a positive count (0: libtorch's default)", o.Threads)
 	case o.Workers < 0:
 		return fmt.Errorf("workers %d: want a positive count (0: one per CPU)", o.Workers)
-	case o.LimitTr < 0 || o.LimitEv < 0:
-		return fmt.Errorf("limit-train %d / limit-eval %d: want non-negative counts", o.LimitTr, o.LimitEv)
+	case o.LimitTrain < 0 || o.LimitEval < 0:
+		return fmt.Errorf("limit-train %d / limit-eval %d: want non-negative counts", o.LimitTrain, o.LimitEval)
 	case o.EvalEvery < 1:
 		return fmt.Errorf("eval-every %d: want at least 1", o.EvalEvery)
 	case o.Out == "":

@@ -112,11 +112,11 @@ func writeConfig(path string, r *run) error {
 		TrainAugment: r.data.TrainAugment, EvalTransform: r.data.EvalTransform,
 		NormMean: n.Mean[:], NormStd: n.Std[:], GrayToRGB: n.OutChannels == 3 && datasets.NativeSide(o.Dataset) == 28,
 		Recipe: o.Recipe, Epochs: o.Epochs, BatchSize: o.Batch, StepsPerEpoch: r.spe, LR: o.LR, MinLR: o.MinLR,
-		WarmupEpochs: o.Warmup, WarmupSteps: r.sched.WarmupSteps, Optimizer: "adamw (0.9, 0.999), eps 1e-8, decoupled decay, none on biases/norms/layerscale",
-		WeightDecay: o.WD, LabelSmoothing: o.Smooth, Mixup: o.Mixup, CutMix: o.CutMix, RandAugment: o.RandAug, CropPadding: o.CropPad,
-		RandomErasing: o.Erasing, GradClip: o.GradClip, EMA: o.EMA, AMP: o.AMP, DropLast: o.DropLast,
+		WarmupEpochs: o.WarmupEpochs, WarmupSteps: r.sched.WarmupSteps, Optimizer: "adamw (0.9, 0.999), eps 1e-8, decoupled decay, none on biases/norms/layerscale",
+		WeightDecay: o.WeightDecay, LabelSmoothing: o.LabelSmoothing, Mixup: o.Mixup, CutMix: o.CutMix, RandAugment: o.RandAugment, CropPadding: o.CropPadding,
+		RandomErasing: o.RandomErasing, GradClip: o.GradClip, EMA: o.EMA, AMP: o.AMP, DropLast: o.DropLast,
 		Device: DeviceName(o.Device), Threads: o.Threads, Workers: o.Workers, Seed: o.Seed,
-		LimitTrain: o.LimitTr, LimitEval: o.LimitEv, EvalEvery: o.EvalEvery, Resume: o.Resume,
+		LimitTrain: o.LimitTrain, LimitEval: o.LimitEval, EvalEvery: o.EvalEvery, Resume: o.Resume,
 	}
 	if r.resumed != nil {
 		_, c.ResumeChanged = compareOptions(r.resumed, o)

@@ -74,52 +74,22 @@ func (r *run) save(path string) error {
 	return checkpoints.SaveTraining(path, r.model, st)
 }
 
-// restore loads a checkpoint written by save into the run.
+// restore loads a checkpoint written by save into the run: it checks that
+// the checkpoint belongs to a run with these options, then loads the model,
+// the optimizer, the EMA, libtorch's generator and the position.
 func (r *run) restore(path string) error {
 	st, err := checkpoints.LoadTraining(path)
 	if err != nil {
 		return err
 	}
-	want, got := r.o.Model, st.ModelConfig
-	want.DropPath, got.DropPath = 0, 0
-	if !reflect.DeepEqual(want, got) {
-		a, _ := json.Marshal(got)
-		b, _ := json.Marshal(want)
-		return fmt.Errorf("the checkpoint's model %s differs from this run's %s: give the same model flags", a, b)
-	}
-	if s, ok := st.ConfigExtra[optionsKey].(string); ok {
-		var saved Options
-		if err := json.Unmarshal([]byte(s), &saved); err != nil {
-			return fmt.Errorf("the recorded training options: %w", err)
-		}
-		if bad := ResumeConflicts(&saved, &r.o); len(bad) > 0 {
-			return fmt.Errorf("%s: resume with the checkpoint's options (drop those flags) or start a new run", strings.Join(bad, "; "))
-		}
-		r.resumed = &saved
+	if err := r.checkRecorded(st); err != nil {
+		return err
 	}
 	if _, err := checkpoints.LoadModelState(r.model, st.Model, true); err != nil {
 		return err
 	}
-	hasMoments := st.Optimizer != nil && len(st.Optimizer.ExpAvg) > 0
-	if !hasMoments && !r.o.ResetOptimizer {
-		return fmt.Errorf("the checkpoint holds no optimizer state (a converted or exported file?): resuming would restart AdamW's moments; " +
-			"resume from the run's own last.pt, or add --reset-optimizer to continue with fresh moments")
-	}
-	if hasMoments && !r.o.ResetOptimizer {
-		m, v, err := st.Optimizer.TorchMoments(r.o.Device)
-		if err != nil {
-			return err
-		}
-		err = r.opt.SetMoments(st.Optimizer.Step, m, v)
-		for _, t := range m {
-			t.MustDrop()
-		}
-		for _, t := range v {
-			t.MustDrop()
-		}
-		if err != nil {
-			return err
-		}
+	if err := r.restoreOptimizer(st.Optimizer); err != nil {
+		return err
 	}
 	if r.ema != nil {
 		if st.EMA == nil {
@@ -138,9 +108,63 @@ func (r *run) restore(path string) error {
 			return err
 		}
 	}
+	return r.restorePosition(st)
+}
+
+// checkRecorded refuses a checkpoint whose model, seed or recorded options
+// differ from the run's (ResumeConflicts).
+func (r *run) checkRecorded(st *checkpoints.TrainingState) error {
+	want, got := r.o.Model, st.ModelConfig
+	want.DropPath, got.DropPath = 0, 0
+	if !reflect.DeepEqual(want, got) {
+		a, _ := json.Marshal(got)
+		b, _ := json.Marshal(want)
+		return fmt.Errorf("the checkpoint's model %s differs from this run's %s: give the same model flags", a, b)
+	}
 	if s, ok := st.RNG["seed"].(int64); ok && uint64(s) != r.o.Seed {
 		return fmt.Errorf("the checkpoint was trained with --seed %d, this run has --seed %d", s, r.o.Seed)
 	}
+	if s, ok := st.ConfigExtra[optionsKey].(string); ok {
+		var saved Options
+		if err := json.Unmarshal([]byte(s), &saved); err != nil {
+			return fmt.Errorf("the recorded training options: %w", err)
+		}
+		if bad := ResumeConflicts(&saved, &r.o); len(bad) > 0 {
+			return fmt.Errorf("%s: resume with the checkpoint's options (drop those flags) or start a new run", strings.Join(bad, "; "))
+		}
+		r.resumed = &saved
+	}
+	return nil
+}
+
+// restoreOptimizer loads AdamW's moments; a checkpoint without them is
+// refused unless the options say ResetOptimizer.
+func (r *run) restoreOptimizer(st *checkpoints.OptimizerState) error {
+	hasMoments := st != nil && len(st.ExpAvg) > 0
+	if r.o.ResetOptimizer {
+		return nil
+	}
+	if !hasMoments {
+		return fmt.Errorf("the checkpoint holds no optimizer state (a converted or exported file?): resuming would restart AdamW's moments; " +
+			"resume from the run's own last.pt, or add --reset-optimizer to continue with fresh moments")
+	}
+	m, v, err := st.TorchMoments(r.o.Device)
+	if err != nil {
+		return err
+	}
+	err = r.opt.SetMoments(st.Step, m, v)
+	for _, t := range m {
+		t.MustDrop()
+	}
+	for _, t := range v {
+		t.MustDrop()
+	}
+	return err
+}
+
+// restorePosition loads the step, the metrics so far and the position inside
+// the epoch, and refuses a checkpoint that has already run every epoch.
+func (r *run) restorePosition(st *checkpoints.TrainingState) error {
 	r.step = st.Step
 	if s, ok := st.Metrics["epochs_json"].(string); ok {
 		var rows []epochJSON

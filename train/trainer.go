@@ -158,7 +158,7 @@ func (r *run) setup() error {
 	if r.model, err = gsrmt.New(o.Model, o.Device); err != nil {
 		return err
 	}
-	if r.opt, err = NewAdamW(r.model.Trainable(), AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: o.WD}); err != nil {
+	if r.opt, err = NewAdamW(r.model.Trainable(), AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: o.WeightDecay}); err != nil {
 		return err
 	}
 	if o.EMA > 0 {
@@ -179,7 +179,7 @@ func (r *run) setup() error {
 		return fmt.Errorf("training data: %d images give no batch of %d", r.data.Train.Len(), o.Batch)
 	}
 	total := int64(r.spe * o.Epochs)
-	r.sched = Schedule{BaseLR: o.LR, MinLR: o.MinLR, WarmupSteps: int64(math.Round(o.Warmup * float64(r.spe))), TotalSteps: total}
+	r.sched = Schedule{BaseLR: o.LR, MinLR: o.MinLR, WarmupSteps: int64(math.Round(o.WarmupEpochs * float64(r.spe))), TotalSteps: total}
 	if r.sched.WarmupSteps > total {
 		r.sched.WarmupSteps = total
 	}
@@ -284,7 +284,7 @@ func (r *run) endEpoch(epoch int) error {
 // logits or loss stop the run: such numbers describe a broken model.
 func (r *run) evaluate(epoch int, m *EpochMetrics) error {
 	o := &r.o
-	ev, err := Evaluate(r.model, r.testL, r.model.Config.NumClasses, o.Device, nil)
+	ev, err := Evaluate(r.model, r.testL, EvalOptions{Device: o.Device})
 	if err != nil {
 		return fmt.Errorf("evaluate after epoch %d: %w", epoch+1, err)
 	}
@@ -293,7 +293,7 @@ func (r *run) evaluate(epoch int, m *EpochMetrics) error {
 	}
 	m.TestLoss, m.TestTop1, m.TestTop5 = ev.Loss, ev.Top1, ev.Top5
 	if r.ema != nil {
-		eev, err := Evaluate(r.ema.Model, r.testL, r.model.Config.NumClasses, o.Device, nil)
+		eev, err := Evaluate(r.ema.Model, r.testL, EvalOptions{Device: o.Device})
 		if err != nil {
 			return fmt.Errorf("evaluate the EMA after epoch %d: %w", epoch+1, err)
 		}
@@ -464,8 +464,8 @@ func (r *run) trainStep(b *datasets.Batch, lr float64) (float64, int, error) {
 	switch {
 	case b.Targets != nil:
 		targets = floatTensor(b.Targets, []int64{int64(b.N), int64(k)}, o.Device)
-	case o.Smooth > 0:
-		targets = floatTensor(SmoothedTargets(b.Labels, k, o.Smooth), []int64{int64(b.N), int64(k)}, o.Device)
+	case o.LabelSmoothing > 0:
+		targets = floatTensor(SmoothedTargets(b.Labels, k, o.LabelSmoothing), []int64{int64(b.N), int64(k)}, o.Device)
 	}
 	if targets != nil {
 		defer targets.MustDrop()
