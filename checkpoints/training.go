@@ -524,9 +524,9 @@ func configDict(cfg gsrmt.Config, extra map[string]any) (*Dict, error) {
 	return d, nil
 }
 
-// configFromMap splits a "config" dict into the model config and the rest.
-// A known "preset" supplies defaults, as gsrmt.LoadConfig does; the result is
-// validated.
+// configFromMap splits a "config" dict into the model config
+// (gsrmt.DecodeConfig: defaults, a known preset's values, validation) and the
+// rest.
 func configFromMap(m map[string]any) (gsrmt.Config, map[string]any, error) {
 	model := map[string]any{}
 	extra := map[string]any{}
@@ -540,17 +540,6 @@ func configFromMap(m map[string]any) (gsrmt.Config, map[string]any, error) {
 	if len(model) == 0 {
 		return gsrmt.Config{}, nil, ErrNoConfig
 	}
-	cfg := gsrmt.Config{WindowSize: 7, Windows: true, RoPE: true, Gate: "elementwise", SwatNorm: "row",
-		InChans: 3, ImageSize: 224, DecayA: [4]float64{2, 2, 2, 2}, DecayR: [4]float64{4, 4, 6, 6}, HeadHidden: 1024}
-	if p, ok := model["preset"].(string); ok {
-		variant, _ := model["variant"].(string)
-		if variant == "" {
-			variant = "swat"
-		}
-		if pc, err := gsrmt.PresetConfig(variant, p, 1); err == nil {
-			cfg = pc
-		}
-	}
 	j, err := jsonable(model, "config")
 	if err != nil {
 		return gsrmt.Config{}, nil, err
@@ -559,10 +548,8 @@ func configFromMap(m map[string]any) (gsrmt.Config, map[string]any, error) {
 	if err != nil {
 		return gsrmt.Config{}, nil, err
 	}
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return gsrmt.Config{}, nil, err
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := gsrmt.DecodeConfig(b, false)
+	if err != nil {
 		return gsrmt.Config{}, nil, err
 	}
 	if len(extra) == 0 {

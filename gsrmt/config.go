@@ -7,6 +7,7 @@
 package gsrmt
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -54,14 +55,25 @@ type Config struct {
 	HeadHidden int        `json:"head_hidden,omitempty"` // head projection width (1024)
 }
 
+// DefaultConfig returns the settings every preset shares (MODEL.md sections
+// 3-8): window 7 with shifted windows, RoPE, the elementwise G1 gate, SWAT's
+// row normalization, 3 input channels at 224 px, decay a = 2 and r = 4, 4, 6,
+// 6 per stage, a 1024-wide head, and the swat variant. Its stage sizes and
+// class count are zero: a preset (PresetConfig) or a full config supplies the
+// sizes, the data set the classes.
+func DefaultConfig() Config {
+	return Config{
+		Variant: "swat", WindowSize: 7, Windows: true, RoPE: true, Gate: "elementwise", SwatNorm: "row",
+		InChans: 3, ImageSize: 224,
+		DecayA: [4]float64{2, 2, 2, 2}, DecayR: [4]float64{4, 4, 6, 6}, HeadHidden: 1024,
+	}
+}
+
 // PresetConfig returns the configuration of MODEL.md section 3 for a preset
 // and variant, with the default switches.
 func PresetConfig(variant, preset string, numClasses int) (Config, error) {
-	c := Config{
-		Variant: variant, Preset: preset, WindowSize: 7, Windows: true, RoPE: true,
-		Gate: "elementwise", SwatNorm: "row", NumClasses: numClasses, InChans: 3, ImageSize: 224,
-		DecayA: [4]float64{2, 2, 2, 2}, DecayR: [4]float64{4, 4, 6, 6}, HeadHidden: 1024,
-	}
+	c := DefaultConfig()
+	c.Variant, c.Preset, c.NumClasses = variant, preset, numClasses
 	switch preset {
 	case "nano":
 		c.Dims, c.Depths, c.Heads = [4]int{32, 64, 128, 256}, [4]int{1, 1, 1, 1}, [4]int{2, 2, 4, 8}
@@ -82,34 +94,43 @@ func PresetConfig(variant, preset string, numClasses int) (Config, error) {
 	return c, c.Validate()
 }
 
-// LoadConfig reads a JSON config. A "preset" field, when present, supplies
-// the defaults that the other fields override.
-func LoadConfig(path string) (Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("read model config: %w", err)
-	}
+// DecodeConfig decodes a JSON model config and validates it. Fields it lacks
+// take DefaultConfig's values, or, when it names a known "preset", that
+// preset's (of its "variant"); an unknown preset name is kept as a label. In
+// strict mode a field that Config does not have is an error.
+func DecodeConfig(data []byte, strict bool) (Config, error) {
 	var probe struct {
 		Preset     string `json:"preset"`
 		Variant    string `json:"variant"`
 		NumClasses int    `json:"num_classes"`
 	}
 	if err := json.Unmarshal(data, &probe); err != nil {
-		return Config{}, fmt.Errorf("model config %s: %w", path, err)
+		return Config{}, err
 	}
-	c := Config{WindowSize: 7, Windows: true, RoPE: true, Gate: "elementwise", SwatNorm: "row",
-		InChans: 3, ImageSize: 224, DecayA: [4]float64{2, 2, 2, 2}, DecayR: [4]float64{4, 4, 6, 6}, HeadHidden: 1024}
+	c := DefaultConfig()
 	if probe.Preset != "" {
-		if c, err = PresetConfig(orDefault(probe.Variant, "swat"), probe.Preset, max(probe.NumClasses, 1)); err != nil {
-			return Config{}, fmt.Errorf("model config %s: %w", path, err)
+		if pc, err := PresetConfig(orDefault(probe.Variant, c.Variant), probe.Preset, max(probe.NumClasses, 1)); err == nil {
+			c = pc
 		}
 	}
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("model config %s: %w", path, err)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if strict {
+		dec.DisallowUnknownFields()
 	}
-	if err := c.Validate(); err != nil {
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+// LoadConfig reads a JSON model config file (DecodeConfig, strict).
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read model config: %w", err)
+	}
+	c, err := DecodeConfig(data, true)
+	if err != nil {
 		return Config{}, fmt.Errorf("model config %s: %w", path, err)
 	}
 	return c, nil
