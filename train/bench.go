@@ -111,8 +111,7 @@ func Bench(cfg gsrmt.Config, o BenchOptions) (res BenchResult, err error) {
 			err = fmt.Errorf("bench: %v", r)
 		}
 	}()
-	dev := o.Device
-	if o.AMP && dev == gotch.CPU {
+	if o.AMP && o.Device == gotch.CPU {
 		return res, fmt.Errorf("amp: --amp is bf16 autocast on CUDA; this benchmark runs on the CPU")
 	}
 	if o.ImgSize < 1 || o.Batch < 1 || o.Steps < 1 || o.Warmup < 0 {
@@ -120,85 +119,16 @@ func Bench(cfg gsrmt.Config, o BenchOptions) (res BenchResult, err error) {
 			o.ImgSize, o.Batch, o.Steps, o.Warmup)
 	}
 	res = BenchResult{Variant: cfg.Variant, Preset: cfg.Preset, ImgSize: o.ImgSize, Batch: o.Batch, Threads: torch.NumThreads(),
-		Device: DeviceName(dev), AMP: o.AMP, Steps: o.Steps, GoSysmonIdle: sysmon.QuietTID() != 0}
-	bm, err := newBenchModel(cfg, o.ImgSize, o.Batch, dev, o.AMP)
+		Device: DeviceName(o.Device), AMP: o.AMP, Steps: o.Steps, GoSysmonIdle: sysmon.QuietTID() != 0}
+	bm, err := newBenchModel(cfg, o.ImgSize, o.Batch, o.Device, o.AMP)
 	if err != nil {
 		return res, err
 	}
 	defer bm.close()
-	var peakDevice uint64
-	sync := func() {
-		if dev == gotch.CPU {
-			return
-		}
-		if err := torch.Synchronize(dev.Value); err != nil {
-			panic(err) // recovered above into Bench's error
-		}
-	}
-	sampleDevice := func() {
-		if dev == gotch.CPU {
-			return
-		}
-		if used, _, err := torch.CUDAMemory(dev.Value); err == nil && used > peakDevice {
-			peakDevice = used
-		}
-	}
-
-	trainSteps := 0
-	trainStep := func() error {
-		if err := bm.trainStep(); err != nil {
-			return err
-		}
-		trainSteps++
-		if o.MemoryEvery > 0 && o.MemoryLog != nil && trainSteps%o.MemoryEvery == 0 {
-			o.MemoryLog(trainSteps, rssMB("VmRSS"))
-		}
-		return nil
-	}
-	evalStep := bm.evalStep
-	timeIt := func(f func() error, n int) ([]float64, error) {
-		var ms []float64
-		for i := 0; i < n; i++ {
-			sync()
-			start := time.Now()
-			if err := f(); err != nil {
-				return nil, err
-			}
-			sync()
-			ms = append(ms, float64(time.Since(start).Microseconds())/1000)
-			sampleDevice()
-		}
-		return ms, nil
-	}
-	if _, err := timeIt(trainStep, o.Warmup); err != nil {
+	t := &benchTimer{o: o, bm: bm}
+	if err := t.run(&res); err != nil {
 		return res, err
 	}
-	if _, err := timeIt(evalStep, o.Warmup); err != nil {
-		return res, err
-	}
-	res.RSSAfterWarmupMB, res.HeapAfterWarmupMB = rssMB("VmRSS"), float64(torch.HeapInUse())/(1<<20)
-	tr, err := timeIt(trainStep, o.Steps)
-	if err != nil {
-		return res, err
-	}
-	res.RSSAfterTrainMB, res.HeapAfterTrainMB = rssMB("VmRSS"), float64(torch.HeapInUse())/(1<<20)
-	ev, err := timeIt(evalStep, o.Steps)
-	if err != nil {
-		return res, err
-	}
-	res.RSSEndMB = rssMB("VmRSS")
-	if o.Profile != "" {
-		if err := torch.StartProfile(o.Profile); err != nil {
-			return res, err
-		}
-		_, err1 := timeIt(trainStep, 1)
-		_, err2 := timeIt(evalStep, 1)
-		if err := errors.Join(err1, err2, torch.StopProfile()); err != nil {
-			return res, fmt.Errorf("bench: profiled steps: %w", err)
-		}
-	}
-	res.TrainMsPerStep, res.EvalMsPerStep = median(tr), median(ev)
-	res.TrainMsMin, res.EvalMsMin = minimum(tr), minimum(ev)
 	res.TrainImagesPerS = float64(o.Batch) / res.TrainMsPerStep * 1000
 	res.EvalImagesPerS = float64(o.Batch) / res.EvalMsPerStep * 1000
 	res.PeakRSSMB = rssMB("VmHWM")
@@ -208,9 +138,96 @@ func Bench(cfg gsrmt.Config, o BenchOptions) (res BenchResult, err error) {
 	if res.HeapAfterWarmupMB > 0 {
 		res.TrainHeapGrowthPct = (res.HeapAfterTrainMB/res.HeapAfterWarmupMB - 1) * 100
 	}
-	res.PeakDeviceMB = float64(peakDevice) / (1 << 20)
+	res.PeakDeviceMB = float64(t.peakDevice) / (1 << 20)
 	res.BLAS = torch.BLASLibrary()
 	return res, nil
+}
+
+// benchTimer runs and times a benchmark's steps: warm-up, timed training
+// steps, timed evaluation forwards, and the optional profiled pair.
+type benchTimer struct {
+	o          BenchOptions
+	bm         *benchModel
+	trainSteps int    // training steps run so far, warm-up included
+	peakDevice uint64 // bytes in use on the CUDA device, at most
+}
+
+// run fills res's timings and memory samples.
+func (t *benchTimer) run(res *BenchResult) error {
+	if _, err := t.time(t.trainStep, t.o.Warmup); err != nil {
+		return err
+	}
+	if _, err := t.time(t.bm.evalStep, t.o.Warmup); err != nil {
+		return err
+	}
+	res.RSSAfterWarmupMB, res.HeapAfterWarmupMB = rssMB("VmRSS"), float64(torch.HeapInUse())/(1<<20)
+	tr, err := t.time(t.trainStep, t.o.Steps)
+	if err != nil {
+		return err
+	}
+	res.RSSAfterTrainMB, res.HeapAfterTrainMB = rssMB("VmRSS"), float64(torch.HeapInUse())/(1<<20)
+	ev, err := t.time(t.bm.evalStep, t.o.Steps)
+	if err != nil {
+		return err
+	}
+	res.RSSEndMB = rssMB("VmRSS")
+	if t.o.Profile != "" {
+		if err := torch.StartProfile(t.o.Profile); err != nil {
+			return err
+		}
+		_, err1 := t.time(t.trainStep, 1)
+		_, err2 := t.time(t.bm.evalStep, 1)
+		if err := errors.Join(err1, err2, torch.StopProfile()); err != nil {
+			return fmt.Errorf("bench: profiled steps: %w", err)
+		}
+	}
+	res.TrainMsPerStep, res.EvalMsPerStep = median(tr), median(ev)
+	res.TrainMsMin, res.EvalMsMin = minimum(tr), minimum(ev)
+	return nil
+}
+
+// trainStep runs one training step and logs the resident memory when due.
+func (t *benchTimer) trainStep() error {
+	if err := t.bm.trainStep(); err != nil {
+		return err
+	}
+	t.trainSteps++
+	if t.o.MemoryEvery > 0 && t.o.MemoryLog != nil && t.trainSteps%t.o.MemoryEvery == 0 {
+		t.o.MemoryLog(t.trainSteps, rssMB("VmRSS"))
+	}
+	return nil
+}
+
+// time runs f n times and returns each run's milliseconds; on CUDA it
+// synchronizes around each run and samples the device's memory after it.
+func (t *benchTimer) time(f func() error, n int) ([]float64, error) {
+	var ms []float64
+	for i := 0; i < n; i++ {
+		if err := t.sync(); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		if err := f(); err != nil {
+			return nil, err
+		}
+		if err := t.sync(); err != nil {
+			return nil, err
+		}
+		ms = append(ms, float64(time.Since(start).Microseconds())/1000)
+		if t.o.Device != gotch.CPU {
+			if used, _, err := torch.CUDAMemory(t.o.Device.Value); err == nil && used > t.peakDevice {
+				t.peakDevice = used
+			}
+		}
+	}
+	return ms, nil
+}
+
+func (t *benchTimer) sync() error {
+	if t.o.Device == gotch.CPU {
+		return nil
+	}
+	return torch.Synchronize(t.o.Device.Value)
 }
 
 // benchModel is a model, its optimizer and a fixed random batch: what a
