@@ -70,7 +70,7 @@ func runPredict(c *cli.Context) error {
 	for _, path := range c.StringSlice("image") {
 		img := &datasets.Image{}
 		if err := datasets.DecodeImageFile(path, img); err != nil {
-			return fmt.Errorf("--image %s: %w", path, err)
+			return fmt.Errorf("--image: %w", err) // the error names the file
 		}
 		x := train.PredictInput(img, side, l.norm)
 		logits, err := forwardOne(l, x, side, dev)

@@ -32,6 +32,30 @@ const (
 	cifarNumTrain  = 5
 )
 
+// Size limits of the CIFAR-10 files, checked before a file or archive
+// member is read (errors wrap ErrTooLarge).
+const (
+	// cifarBatchRecords is the number of images of each official batch
+	// file; a batch may hold fewer, never more.
+	cifarBatchRecords = 10000
+	// cifarPickleOverhead is what a python batch may hold besides its
+	// pixels: 10000 labels, 10000 file names (about 40 bytes each in the
+	// official files), the batch label and the pickle framing.
+	cifarPickleOverhead = 4 << 20
+)
+
+var (
+	// cifarBinaryLimit: 10000 records of 3073 bytes, 30,730,000 bytes.
+	cifarBinaryLimit = sizeLimit{max: cifarBatchRecords * CIFARRecordSize, what: "a CIFAR-10 binary batch (10000 records of 3073 bytes)"}
+	// cifarPythonLimit: the 10000 x 3072 pixel bytes twice over (a
+	// Python 3 protocol 2 pickle stores bytes as a latin-1 string, up to
+	// 2 bytes of UTF-8 each) plus cifarPickleOverhead: 65,634,304 bytes.
+	cifarPythonLimit = sizeLimit{max: 2*cifarBatchRecords*cifarPixels + cifarPickleOverhead, what: "a CIFAR-10 python batch (10000 images of 3072 bytes, pickled)"}
+	// cifarMetaLimit: ten class names; the official files are under 200
+	// bytes.
+	cifarMetaLimit = sizeLimit{max: 64 << 10, what: "a CIFAR-10 meta file (ten class names)"}
+)
+
 // CIFAR10Classes are the official class names in label order.
 var CIFAR10Classes = []string{"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
 
@@ -88,6 +112,14 @@ func (f CIFARFormat) batchFiles(split Split) []string {
 	return names
 }
 
+// batchLimit returns the size limit of the format's batch files.
+func (f CIFARFormat) batchLimit() sizeLimit {
+	if f == CIFARPython {
+		return cifarPythonLimit
+	}
+	return cifarBinaryLimit
+}
+
 func (f CIFARFormat) metaFile() string {
 	if f == CIFARPython {
 		return cifarPyMeta
@@ -122,6 +154,12 @@ type cifarSpan struct {
 //
 // The binary distribution is preferred when both are present. CIFAR-10 has
 // no validation split; asking for Val is an error.
+//
+// An error about data that is not there (no such path, none of the folders
+// or archives above, a batch file missing from an extracted folder) wraps
+// fs.ErrNotExist; an error about a file that is there but corrupt or too
+// large (ErrTooLarge) does not, so that a caller can suggest downloading
+// only where that can help.
 func OpenCIFAR10(path string, split Split) (*CIFAR10, error) {
 	if split != Train && split != Test {
 		return nil, fmt.Errorf("CIFAR-10 at %s: no %s split (want train or test)", path, split)
@@ -149,9 +187,17 @@ func OpenCIFAR10(path string, split Split) (*CIFAR10, error) {
 			return openCIFARArchive(a, split)
 		}
 	}
-	return nil, fmt.Errorf("CIFAR-10: %s holds none of %s/, %s/, %s, %s (use --download, or extract the official archive there)",
-		path, cifarBinDir, cifarPyDir, cifarBinTarGz, cifarPyTarGz)
+	return nil, &missingError{fmt.Sprintf("CIFAR-10: %s holds none of %s/, %s/, %s, %s (use --download, or extract the official archive there)",
+		path, cifarBinDir, cifarPyDir, cifarBinTarGz, cifarPyTarGz)}
 }
+
+// missingError is an error about data that is not where it was looked for.
+// It wraps fs.ErrNotExist, telling it apart from a file that is there but
+// corrupt.
+type missingError struct{ msg string }
+
+func (e *missingError) Error() string { return e.msg }
+func (e *missingError) Unwrap() error { return fs.ErrNotExist }
 
 func fileExists(p string) bool {
 	fi, err := os.Stat(p)
@@ -166,7 +212,7 @@ func dirExists(p string) bool {
 func openCIFARDir(dir string, format CIFARFormat, split Split) (*CIFAR10, error) {
 	ds := &CIFAR10{source: dir, format: format, batches: len(format.batchFiles(split))}
 	metaPath := filepath.Join(dir, format.metaFile())
-	meta, err := os.ReadFile(metaPath)
+	meta, err := readFileAtMost(metaPath, cifarMetaLimit, nil)
 	switch {
 	case err == nil:
 		if ds.classes, err = parseCIFARMeta(format, metaPath, meta); err != nil {
@@ -179,7 +225,7 @@ func openCIFARDir(dir string, format CIFARFormat, split Split) (*CIFAR10, error)
 	}
 	for _, name := range format.batchFiles(split) {
 		p := filepath.Join(dir, name)
-		data, err := os.ReadFile(p)
+		data, err := readFileAtMost(p, format.batchLimit(), nil)
 		if err != nil {
 			return nil, fmt.Errorf("CIFAR-10 %s batch: %w", format, err)
 		}
@@ -240,7 +286,15 @@ func openCIFARArchive(archive string, split Split) (*CIFAR10, error) {
 			continue
 		}
 		format, formatKnown = fmtHere, true
-		data, err := io.ReadAll(tr)
+		lim, entry := fmtHere.batchLimit(), archive+":"+hdr.Name
+		if base == fmtHere.metaFile() {
+			lim = cifarMetaLimit
+		}
+		if hdr.Size > lim.max {
+			// The member's header tells before it is inflated.
+			return nil, fmt.Errorf("CIFAR-10 archive: %w", lim.tooLarge(entry, hdr.Size))
+		}
+		data, err := readAtMost(tr, entry, lim, make([]byte, 0, max(hdr.Size, 0)+1))
 		if err != nil {
 			return nil, fmt.Errorf("CIFAR-10 archive %s: entry %s: %w", archive, hdr.Name, err)
 		}

@@ -8,7 +8,6 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
-	"os"
 )
 
 // Image formats recognised by DecodeImage.
@@ -37,6 +36,33 @@ func sniffFormat(data []byte) int {
 // (about 134 megapixels); larger images are refused before any pixel
 // memory is allocated, so a corrupt or hostile header cannot exhaust memory.
 const MaxImagePixels = 1 << 27
+
+// MaxImageFileBytes bounds the size of an image file (1,207,959,552
+// bytes): 9 bytes a pixel of the largest image the decoders accept
+// (MaxImagePixels), that is the 8 bytes of 16-bit RGBA, PNG's widest pixel,
+// stored without compression, and one more for PNG's filter bytes, chunk
+// and deflate framing and metadata. Real images are far smaller (a JPEG
+// rarely takes more than 1 byte a pixel). A larger file is refused before
+// it is read, and a stream (a pipe, a device) is read no further, with an
+// error wrapping ErrTooLarge.
+const MaxImageFileBytes = 9 * MaxImagePixels
+
+// imageFileLimit bounds the image files DecodeImageFile and the Loader
+// read; a file that does not start like a JPEG or PNG is refused after its
+// first bytes.
+var imageFileLimit = sizeLimit{max: MaxImageFileBytes, what: "an image file", head: checkImageSignature}
+
+// checkImageSignature returns the error of DecodeImage for data that
+// starts like neither a JPEG nor a PNG, and nil for data that does.
+func checkImageSignature(data []byte) error {
+	if sniffFormat(data) != formatUnknown {
+		return nil
+	}
+	if len(data) == 0 {
+		return errors.New("empty file: want a JPEG or PNG image")
+	}
+	return fmt.Errorf("unknown image format (first bytes % x): want JPEG or PNG", data[:min(len(data), 8)])
+}
 
 func checkImageSize(w, h int) error {
 	if w <= 0 || h <= 0 {
@@ -74,10 +100,7 @@ func DecodeImage(data []byte, dst *Image) error {
 		}
 		return imageToRGB(img, dst)
 	}
-	if len(data) == 0 {
-		return errors.New("empty file: want a JPEG or PNG image")
-	}
-	return fmt.Errorf("unknown image format (first bytes % x): want JPEG or PNG", data[:min(len(data), 8)])
+	return checkImageSignature(data)
 }
 
 // decodeImageRegion decodes the image in data for a caller that needs only
@@ -124,9 +147,12 @@ func checkRegion(width, height, x, y, w, h int) error {
 }
 
 // DecodeImageFile reads and decodes the JPEG or PNG file at path; errors
-// name the file.
+// name the file. A file larger than MaxImageFileBytes is refused before it
+// is read (a stream such as a pipe is read no further than that) with an
+// error wrapping ErrTooLarge, and a file that starts like neither a JPEG
+// nor a PNG is refused after its first bytes.
 func DecodeImageFile(path string, dst *Image) error {
-	data, err := os.ReadFile(path)
+	data, err := readFileAtMost(path, imageFileLimit, nil)
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,11 @@
 package datasets
 
 import (
+	"bytes"
 	"image"
 	"image/color"
+	"image/jpeg"
+	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -311,4 +314,93 @@ func BenchmarkTrainPipeline224(b *testing.B) {
 			}
 		})
 	}
+}
+
+// fuzzMaxPixels bounds the images FuzzDecodeImage decodes: larger declared
+// sizes (up to MaxImagePixels, tested by TestDecodeHugeHeader) would cost
+// hundreds of MB an input.
+const fuzzMaxPixels = 1 << 20
+
+// declaredImageSize returns the size a JPEG or PNG header declares.
+func declaredImageSize(data []byte) (w, h int, ok bool) {
+	switch sniffFormat(data) {
+	case formatPNG:
+		cfg, err := png.DecodeConfig(bytes.NewReader(data))
+		return cfg.Width, cfg.Height, err == nil
+	case formatJPEG:
+		if turboAvailable {
+			if w, h, err := jpegSizeTurbo(data); err == nil {
+				return w, h, true
+			}
+		}
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(data))
+		return cfg.Width, cfg.Height, err == nil
+	}
+	return 0, 0, false
+}
+
+// FuzzDecodeImage decodes arbitrary bytes with the package's decoding entry
+// points (DecodeImage, decodeImageRegion, DecodeJPEGGo): no panic, and any
+// image returned is consistent; a region agrees with the full decode.
+func FuzzDecodeImage(f *testing.F) {
+	jpg := encodeJPEG(f, noisyRGBA(17, 9, 1), 90)
+	gray := image.NewGray(image.Rect(0, 0, 8, 8))
+	for i := range gray.Pix {
+		gray.Pix[i] = uint8(i * 3)
+	}
+	pal := image.NewPaletted(image.Rect(0, 0, 5, 3), color.Palette{color.Black, color.White, color.NRGBA{200, 10, 10, 128}})
+	for i := range pal.Pix {
+		pal.Pix[i] = uint8(i % 3)
+	}
+	deep := image.NewNRGBA64(image.Rect(0, 0, 4, 4))
+	for i := range deep.Pix {
+		deep.Pix[i] = uint8(i * 37)
+	}
+	pngData := encodePNG(f, patternRGBA(6, 5, 1))
+	for _, seed := range [][]byte{
+		jpg, encodeJPEG(f, gray, 75), encodeJPEG(f, patternRGBA(1, 1, 0), 50),
+		pngData, encodePNG(f, gray), encodePNG(f, pal), encodePNG(f, deep),
+		jpg[:len(jpg)/2], pngData[:len(pngData)-20], jpegMagic, pngMagic, nil,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if w, h, ok := declaredImageSize(data); ok && int64(w)*int64(h) > fuzzMaxPixels {
+			t.Skip("declares a large image")
+		}
+		full := &Image{}
+		if err := DecodeImage(data, full); err == nil {
+			if full.Channels != 3 || full.Validate() != nil || full.Width*full.Height > MaxImagePixels {
+				t.Fatalf("decoded %dx%dx%d with %d bytes", full.Width, full.Height, full.Channels, len(full.Pix))
+			}
+			W, H := full.Width, full.Height
+			x, y, w, h := W/4, H/3, max(W/2, 1), max(H/3, 1)
+			region := &Image{}
+			offX, offY, err := decodeImageRegion(data, region, func(width, height int) (int, int, int, int) {
+				if width != W || height != H {
+					t.Fatalf("plan got %dx%d, the full decode %dx%d", width, height, W, H)
+				}
+				return x, y, w, h
+			})
+			if err != nil {
+				t.Fatalf("the full %dx%d image decodes, region %dx%d at (%d,%d) fails: %v", W, H, w, h, x, y, err)
+			}
+			if offX > x || offY > y || offX+region.Width < x+w || offY+region.Height < y+h || region.Validate() != nil {
+				t.Fatalf("region %dx%d at (%d,%d): got %dx%d at (%d,%d)", w, h, x, y, region.Width, region.Height, offX, offY)
+			}
+			for r := y; r < y+h; r++ {
+				got := region.Pix[((r-offY)*region.Width+x-offX)*3 : ((r-offY)*region.Width+x+w-offX)*3]
+				want := full.Pix[(r*W+x)*3 : (r*W+x+w)*3]
+				if !bytes.Equal(got, want) {
+					t.Fatalf("region %dx%d at (%d,%d) of a %dx%d image: row %d differs from the full decode", w, h, x, y, W, H, r)
+				}
+			}
+		}
+		if sniffFormat(data) == formatJPEG {
+			img := &Image{}
+			if err := DecodeJPEGGo(data, img); err == nil && (img.Channels != 3 || img.Validate() != nil) {
+				t.Fatalf("Go decoder: %dx%dx%d with %d bytes", img.Width, img.Height, img.Channels, len(img.Pix))
+			}
+		}
+	})
 }

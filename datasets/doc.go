@@ -22,6 +22,19 @@
 //
 // [Open] picks a reader by name.
 //
+// # Size limits
+//
+// No file is read whole on trust. Each format has a size limit derived from
+// what it can hold: [MaxImageFileBytes] for an image file, exactly the size
+// its header declares for an IDX file (the header is read first), 30,730,000
+// bytes (10000 records of 3073 bytes) for a CIFAR-10 binary batch, and bounds
+// derived the same way for CIFAR-10 python batches and Mini-ImageNet pickle
+// caches and CSV files. The limit is checked before a regular file is read
+// and enforced while reading a stream (a gzip or tar member, a pipe, a device
+// such as /dev/zero); a file over it is an error naming the file, the size
+// found and the limit, wrapping [ErrTooLarge]. A [Loader] with SkipBadImages
+// skips and counts such an image like any corrupt one.
+//
 // # Transforms
 //
 // Image transforms ([RandomResizedCrop], [ResizeCenterCrop], [RandomCrop],

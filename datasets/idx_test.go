@@ -1,6 +1,8 @@
 package datasets
 
 import (
+	"bytes"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -146,6 +148,64 @@ func FuzzParseIDXHeader(f *testing.F) {
 		}
 		if h.HeaderLen()+h.Size() != len(data) {
 			t.Fatalf("header %v accepted for %d bytes", h.Dims, len(data))
+		}
+	})
+}
+
+// FuzzReadIDX reads a whole images file and labels file the way OpenIDX
+// reads files (gzip detection, header first, at most the declared data, as
+// a file of known size and as a stream), checks them against each other
+// and loads every image.
+func FuzzReadIDX(f *testing.F) {
+	pix, labels := idxImages(3, 4, 2)
+	img := idxBytes(IDXImagesMagic, []int{3, 4, 2}, pix)
+	lbl := idxBytes(IDXLabelsMagic, []int{3}, labels)
+	f.Add(img, lbl)
+	f.Add(gzipBytes(f, img), gzipBytes(f, lbl))
+	f.Add(img[:len(img)-1], lbl)
+	f.Add(append(append([]byte(nil), img...), 7), lbl)
+	f.Add(lbl, img)
+	f.Add(idxBytes(IDXImagesMagic, []int{1 << 16, 256, 256}, nil), gzipBytes(f, lbl[:9]))
+	f.Add([]byte{0x1f, 0x8b, 8, 0}, []byte{0, 0, 8, 1, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, imgData, lblData []byte) {
+		read := func(name string, data []byte) (IDXHeader, []byte, error) {
+			h, body, err := readIDXStream(name, bytes.NewReader(data), int64(len(data)))
+			h2, body2, err2 := readIDXStream(name, bytes.NewReader(data), -1)
+			if (err == nil) != (err2 == nil) || !bytes.Equal(body, body2) || fmt.Sprint(h) != fmt.Sprint(h2) {
+				t.Fatalf("%s: as a file: %v, %v; as a stream: %v, %v", name, h, err, h2, err2)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), name) {
+					t.Fatalf("error %q does not name the file", err)
+				}
+				return h, nil, err
+			}
+			if len(body) != h.Size() {
+				t.Fatalf("%s: header %v with %d data bytes", name, h.Dims, len(body))
+			}
+			return h, body, nil
+		}
+		ih, pix, err := read("images.idx", imgData)
+		if err != nil {
+			return
+		}
+		lh, labels, err := read("labels.idx", lblData)
+		if err != nil {
+			return
+		}
+		ds, err := newIDX("images.idx", ih, pix, "labels.idx", lh, labels, MNISTClasses)
+		if err != nil {
+			return
+		}
+		w, h := ds.Size()
+		img := &Image{}
+		for i := 0; i < ds.Len(); i++ {
+			if err := ds.Load(i, img); err != nil {
+				t.Fatal(err)
+			}
+			if img.Width != w || img.Height != h || img.Validate() != nil || ds.Label(i) >= 10 {
+				t.Fatalf("image %d: %dx%d, label %d", i, img.Width, img.Height, ds.Label(i))
+			}
 		}
 	})
 }

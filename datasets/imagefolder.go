@@ -2,7 +2,6 @@ package datasets
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -66,7 +65,7 @@ func (ds *FileDataset) loadRegion(i int, dst *Image, file *[]byte, plan func(w, 
 		return 0, 0, err
 	}
 	path := ds.files[i]
-	data, err := readFileInto(path, (*file)[:0])
+	data, err := readFileAtMost(path, imageFileLimit, (*file)[:0])
 	*file = data[:0]
 	if err != nil {
 		return 0, 0, fmt.Errorf("%s sample %d: %w", ds.name, i, err)
@@ -76,35 +75,6 @@ func (ds *FileDataset) loadRegion(i int, dst *Image, file *[]byte, plan func(w, 
 		return 0, 0, fmt.Errorf("%s sample %d: decode %s: %w", ds.name, i, path, err)
 	}
 	return offX, offY, nil
-}
-
-// readFileInto reads the file at path into buf (from its start, growing it
-// when needed) and returns the contents, with the errors of os.ReadFile.
-func readFileInto(path string, buf []byte) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return buf[:0], err
-	}
-	defer f.Close()
-	buf = buf[:0]
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-		if n := fi.Size() + 512; n < 1<<31 && int64(cap(buf)) < n {
-			buf = make([]byte, 0, n)
-		}
-	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }
 
 // isImageName reports whether a file name has a JPEG or PNG extension.
@@ -119,20 +89,66 @@ func isImageName(name string) bool {
 	return false
 }
 
-// listImages returns the sorted names of the image files in dir.
+// listImages returns the JPEG and PNG files in dir and in every folder
+// below it, as paths relative to dir, in the order of torchvision's
+// ImageFolder (make_dataset walks a class folder with os.walk(followlinks=
+// True), sorted): folders sorted by path, each folder's images sorted by
+// name. Symbolic links to folders are followed; a link that leads back to a
+// folder it lies in is an error, not an endless walk. Hidden files and
+// folders (names starting with ".") are skipped, as for class folders.
 func listImages(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
+	type folder struct {
+		rel   string // "" for dir itself
+		names []string
+	}
+	var folders []folder
+	var walk func(rel string, ancestors []os.FileInfo) error
+	walk = func(rel string, ancestors []os.FileInfo) error {
+		full := filepath.Join(dir, rel)
+		fi, err := os.Stat(full)
+		if err != nil {
+			return err
+		}
+		for _, a := range ancestors {
+			if os.SameFile(a, fi) {
+				return fmt.Errorf("%s leads back to a folder it lies in (a loop of symbolic links): remove the link", full)
+			}
+		}
+		ancestors = append(ancestors, fi)
+		entries, err := os.ReadDir(full)
+		if err != nil {
+			return err
+		}
+		var names []string
+		for _, e := range entries {
+			name := e.Name()
+			if strings.HasPrefix(name, ".") {
+				continue
+			}
+			link := e.Type()&os.ModeSymlink != 0
+			if e.IsDir() || link && dirExists(filepath.Join(full, name)) {
+				if err := walk(filepath.Join(rel, name), ancestors); err != nil {
+					return err
+				}
+				continue
+			}
+			if isImageName(name) && (e.Type().IsRegular() || link) {
+				names = append(names, filepath.Join(rel, name))
+			}
+		}
+		sort.Strings(names)
+		folders = append(folders, folder{rel: rel, names: names})
+		return nil
+	}
+	if err := walk("", nil); err != nil {
 		return nil, err
 	}
-	var names []string
-	for _, e := range entries {
-		if isImageName(e.Name()) && (e.Type().IsRegular() || e.Type()&os.ModeSymlink != 0) {
-			names = append(names, e.Name())
-		}
+	sort.Slice(folders, func(i, j int) bool { return folders[i].rel < folders[j].rel })
+	var files []string
+	for _, f := range folders {
+		files = append(files, f.names...)
 	}
-	sort.Strings(names)
-	return names, nil
+	return files, nil
 }
 
 // listClassDirs returns the sorted names of the visible subfolders of dir.
@@ -154,7 +170,8 @@ func listClassDirs(dir string) ([]string, error) {
 	return names, nil
 }
 
-// classTree lists dir/<class>/* for the given classes; a missing or empty
+// classTree lists the images of dir/<class>/ and its sub-folders (see
+// listImages) for the given classes; a missing or empty
 // class folder is an error. With allowMissing, a class folder that does not
 // exist is skipped instead.
 func classTree(dir string, classes []string, allowMissing bool) (files []string, labels []int, err error) {
@@ -168,7 +185,7 @@ func classTree(dir string, classes []string, allowMissing bool) (files []string,
 			return nil, nil, fmt.Errorf("class folder: %w", err)
 		}
 		if len(names) == 0 {
-			return nil, nil, fmt.Errorf("class folder %s holds no JPEG or PNG images", cdir)
+			return nil, nil, fmt.Errorf("class folder %s holds no JPEG or PNG images (nor do its sub-folders)", cdir)
 		}
 		for _, n := range names {
 			files = append(files, filepath.Join(cdir, n))
@@ -180,6 +197,9 @@ func classTree(dir string, classes []string, allowMissing bool) (files []string,
 
 // OpenImageFolder opens a split of an ImageFolder tree: root/train/<class>/*,
 // root/test/<class>/* and optionally root/val/<class>/*, JPEG or PNG files.
+// As in torchvision, a class folder's images are collected from its
+// sub-folders too (following symbolic links), folders sorted by path and
+// images by name; hidden files and folders are skipped.
 // Class indices are the train folder's class names sorted lexicographically
 // (the split's own folders when there is no train folder); a class folder of
 // val or test that train lacks, and an empty class folder, are errors.

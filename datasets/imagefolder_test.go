@@ -202,3 +202,56 @@ func TestCIFAR10RealJPEGs(t *testing.T) {
 		}
 	}
 }
+
+// TestImageFolderRecursive: as in torchvision, a class folder's images are
+// collected from its sub-folders too (symbolic links followed), in the
+// order of sorted(os.walk(class_dir, followlinks=True)): folders sorted by
+// path, so "sub-2" comes before "sub/deeper", and files by name.
+func TestImageFolderRecursive(t *testing.T) {
+	root := t.TempDir()
+	png := solidPNG(t, 3, 2, classColor(1, 1))
+	writeFiles(t, root, map[string][]byte{
+		"train/a/z.png":             png,
+		"train/a/b.png":             png,
+		"train/a/notes.txt":         []byte("x"),
+		"train/a/sub/x.png":         png,
+		"train/a/sub-2/y.jpeg":      png,
+		"train/a/sub/deeper/w.png":  png,
+		"train/a/.hidden/h.png":     png,
+		"train/b/only/in/sub/c.png": png,
+		"elsewhere/e.png":           png,
+		"test/a/t.png":              png,
+		"test/b/t.png":              png,
+	})
+	if err := os.Symlink(filepath.Join(root, "elsewhere"), filepath.Join(root, "train", "a", "link")); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := OpenImageFolder(root, Train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a/b.png", "a/z.png", "a/link/e.png", "a/sub/x.png", "a/sub-2/y.jpeg", "a/sub/deeper/w.png", "b/only/in/sub/c.png"}
+	var got []string
+	for i := 0; i < ds.Len(); i++ {
+		rel, _ := filepath.Rel(filepath.Join(root, "train"), ds.File(i))
+		got = append(got, rel)
+		if wantLabel := int(rel[0] - 'a'); ds.Label(i) != wantLabel {
+			t.Errorf("%s: label %d, want %d", rel, ds.Label(i), wantLabel)
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("files\n%v\nwant\n%v", got, want)
+	}
+	if err := ds.Load(4, &Image{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A symbolic link back up the tree is an error, not an endless walk.
+	if err := os.Symlink("..", filepath.Join(root, "train", "b", "only", "up")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenImageFolder(root, Train)
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(root, "train", "b", "only", "up")) || !strings.Contains(err.Error(), "loop") {
+		t.Fatalf("loop: %v", err)
+	}
+}

@@ -55,6 +55,11 @@ func (l MiniImageNetLayout) Pooled() bool {
 
 var miniCSVs = []string{"train.csv", "val.csv", "test.csv"}
 
+// miniCSVLimit bounds a CSV file: a header and at most one line for each of
+// Mini-ImageNet's 60,000 images, of up to 1 KiB (the official lines, a file
+// name and a class, take 31 bytes).
+var miniCSVLimit = sizeLimit{max: (miniImageNetImages + 1) << 10, what: "a Mini-ImageNet CSV file (a line for each of 60,000 images)"}
+
 func miniPickleName(part string) string { return "mini-imagenet-cache-" + part + ".pkl" }
 
 // DetectMiniImageNetLayout tells which layout dir holds: split folders when
@@ -198,7 +203,12 @@ func openMiniCSV(dir string, split Split, cfg PooledSplitConfig) (*FileDataset, 
 			return nil, fmt.Errorf("Mini-ImageNet: %w", err)
 		}
 		found++
-		rows, err := readMiniCSV(p, f)
+		var rows []miniRow
+		if _, err = checkFileSize(f, p, miniCSVLimit); err == nil {
+			rows, err = readMiniCSV(p, newLimitedReader(f, p, miniCSVLimit))
+		} else {
+			err = fmt.Errorf("Mini-ImageNet CSV: %w", err)
+		}
 		f.Close()
 		if err != nil {
 			return nil, err

@@ -22,6 +22,23 @@ type PickleImages struct {
 	sources []string // "file row N" of each sample, for errors and checks
 }
 
+// Mini-ImageNet's size: 100 classes of 600 images of 84x84 RGB.
+const (
+	miniImageNetImages = 100 * 600
+	miniImageNetSide   = 84
+)
+
+// miniCacheLimit bounds a pickle cache: at most all 60,000 images of
+// Mini-ImageNet (1,270,080,000 pixel bytes), twice over (a Python 3
+// protocol 2 pickle stores bytes as a latin-1 string, up to 2 bytes of
+// UTF-8 each), plus 64 bytes an image for class_dict's row numbers and the
+// pickle framing: 2,544,000,000 bytes. The official caches take 1.3 GB
+// together.
+var miniCacheLimit = sizeLimit{
+	max:  miniImageNetImages * (2*miniImageNetSide*miniImageNetSide*3 + 64),
+	what: "a Mini-ImageNet pickle cache (60,000 images of 84x84x3 bytes, pickled)",
+}
+
 // miniCache is one decoded mini-imagenet-cache-*.pkl.
 type miniCache struct {
 	path    string
@@ -30,14 +47,19 @@ type miniCache struct {
 }
 
 // readMiniCache decodes one pickle cache: a dict with image_data (uint8
-// N x H x W x 3) and class_dict (class name -> list of row indices).
+// N x H x W x 3) and class_dict (class name -> list of row indices). A file
+// larger than miniCacheLimit is refused before it is read, a stream read no
+// further (errors wrap ErrTooLarge).
 func readMiniCache(path string) (*miniCache, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("Mini-ImageNet: %w", err)
 	}
 	defer f.Close()
-	dec := pickle.NewDecoder(bufio.NewReaderSize(f, 1<<20))
+	if _, err := checkFileSize(f, path, miniCacheLimit); err != nil {
+		return nil, fmt.Errorf("Mini-ImageNet pickle: %w", err)
+	}
+	dec := pickle.NewDecoder(bufio.NewReaderSize(newLimitedReader(f, path, miniCacheLimit), 1<<20))
 	dec.Globals = pickleGlobals
 	v, err := dec.Decode()
 	if err != nil {
