@@ -346,3 +346,32 @@ func TestCLIThreadsSkippedImagesTemporaries(t *testing.T) {
 		t.Error("the stale temporary .last.pt.tmp-12345 is still there")
 	}
 }
+
+// The "--download" hint follows a CIFAR-10 folder that lacks the data, not
+// one whose files are corrupt, where downloading again cannot be the fix.
+func TestCLICIFARDownloadHintOnlyWhenMissing(t *testing.T) {
+	empty := t.TempDir()
+	_, errOut, code := runCLI(t, "train", "--dataset", "cifar10", "--data-dir", empty, "--out", t.TempDir(), "--epochs", "1")
+	if code != 1 || !strings.Contains(errOut, "add --download") {
+		t.Errorf("missing CIFAR-10: exit %d, stderr:\n%s", code, errOut)
+	}
+	corrupt := t.TempDir()
+	bin := filepath.Join(corrupt, "cifar-10-batches-bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin", "batches.meta.txt"}
+	for _, n := range names {
+		content := "not a CIFAR batch"
+		if n == "batches.meta.txt" {
+			content = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n"
+		}
+		if err := os.WriteFile(filepath.Join(bin, n), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, errOut, code = runCLI(t, "train", "--dataset", "cifar10", "--data-dir", corrupt, "--out", t.TempDir(), "--epochs", "1")
+	if code != 1 || strings.Contains(errOut, "--download") || !strings.Contains(errOut, "data_batch_1.bin") {
+		t.Errorf("corrupt CIFAR-10: exit %d, stderr:\n%s", code, errOut)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -62,7 +63,7 @@ func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error)
 	tr, err := datasets.Open(o.Dataset, dir, datasets.Train, opts)
 	if err != nil {
 		hint := ""
-		if o.Dataset == datasets.NameCIFAR10 && !o.Download {
+		if o.Dataset == datasets.NameCIFAR10 && !o.Download && errors.Is(err, fs.ErrNotExist) {
 			hint = " (add --download to fetch CIFAR-10)"
 		}
 		return nil, fmt.Errorf("open the training split: %w%s", err, hint)
