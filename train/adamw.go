@@ -88,11 +88,7 @@ func (o *AdamW) tensors() []*ts.Tensor {
 // single-tensor form (foreach=False, bit-identical to PyTorch's); on CUDA
 // the multi-tensor form, PyTorch's default there.
 func (o *AdamW) Update(lr float64) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("adamw: step %d: %v", o.Step+1, r)
-		}
-	}()
+	defer torch.Catch(&err, fmt.Sprintf("adamw: step %d", o.Step+1))
 	params := o.tensors()
 	if o.m == nil {
 		for _, p := range params {
@@ -121,11 +117,7 @@ func (o *AdamW) Moments() (names []string, m, v []*ts.Tensor) {
 
 // SetMoments restores moments saved by Moments (copied), and the step count.
 func (o *AdamW) SetMoments(step int64, m, v map[string]*ts.Tensor) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("adamw: restore moments: %v", r)
-		}
-	}()
+	defer torch.Catch(&err, "adamw: restore moments")
 	if len(m) != len(o.params) || len(v) != len(o.params) {
 		return fmt.Errorf("adamw: restore moments: %d/%d entries for %d parameters", len(m), len(v), len(o.params))
 	}

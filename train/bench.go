@@ -106,11 +106,7 @@ func Bench(cfg gsrmt.Config, o BenchOptions) (res BenchResult, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	restoreThreads()
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("bench: %v", r)
-		}
-	}()
+	defer torch.Catch(&err, "bench")
 	if o.AMP && o.Device == gotch.CPU {
 		return res, fmt.Errorf("amp: --amp is bf16 autocast on CUDA; this benchmark runs on the CPU")
 	}

@@ -1,7 +1,6 @@
 package train
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/gsrmt/gsrmt/gsrmt"
@@ -16,11 +15,7 @@ import (
 // it is below 1. It returns the norm before clipping. (gotch's own clipping
 // deadlocks; this one uses plain tensor ops.)
 func ClipGradNorm(params []*gsrmt.Param, maxNorm float64) (norm float64, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("clip gradients: %v", r)
-		}
-	}()
+	defer torch.Catch(&err, "clip gradients")
 	var grads []*ts.Tensor
 	defer func() {
 		for _, g := range grads {

@@ -52,11 +52,7 @@ func isCounter(p *gsrmt.Param) bool { return strings.HasSuffix(p.Name, ".num_bat
 
 // Update moves the average towards m.
 func (e *EMA) Update(m *gsrmt.Model) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("ema update: %v", r)
-		}
-	}()
+	defer torch.Catch(&err, "ema update")
 	src := m.Params()
 	dst := e.Model.Params()
 	weight := ts.FloatScalar(1 - e.Decay)

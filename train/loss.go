@@ -1,7 +1,7 @@
 package train
 
 import (
-	"fmt"
+	"github.com/gsrmt/gsrmt/internal/torch"
 	"math"
 
 	"github.com/sugarme/gotch"
@@ -12,11 +12,7 @@ import (
 // for logits z (B, K) and soft targets t (B, K): the loss of Mixup/CutMix and
 // label smoothing (timm's SoftTargetCrossEntropy).
 func SoftTargetCrossEntropy(logits, targets *ts.Tensor) (loss *ts.Tensor, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("soft-target cross-entropy: %v", r)
-		}
-	}()
+	defer torch.Catch(&err, "soft-target cross-entropy")
 	logp := logits.MustLogSoftmax(-1, gotch.Float, false)
 	prod := logp.MustMul(targets, true)
 	perSample := prod.MustSumDimIntlist([]int64{-1}, false, gotch.Float, true)
@@ -42,11 +38,7 @@ func SmoothedTargets(labels []int64, k int, eps float64) []float32 {
 
 // CrossEntropy is the mean cross-entropy of logits (B, K) against int64 labels (B).
 func CrossEntropy(logits, labels *ts.Tensor) (loss *ts.Tensor, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("cross-entropy: %v", r)
-		}
-	}()
+	defer torch.Catch(&err, "cross-entropy")
 	logp := logits.MustLogSoftmax(-1, gotch.Float, false)
 	return logp.MustNllLoss(labels, ts.None, 1, -100, true), nil
 }
