@@ -54,6 +54,49 @@ type LoaderConfig struct {
 	// files) and counts them, instead of failing the epoch. A batch with
 	// skipped samples is smaller than BatchSize.
 	SkipBadImages bool
+	// Shard, in data-parallel training, restricts every epoch to this
+	// process's share of the sample order (the zero value: all of it).
+	Shard Shard
+}
+
+// Shard is one process's share of each epoch's sample order, as PyTorch's
+// DistributedSampler deals it: the order (shuffled with the same seed on
+// every process) is dealt round-robin, sample k to process k mod Count.
+// With Pad the order is first extended by its own beginning to a multiple
+// of Count, so that every process gets the same number of samples and
+// steps (training); without it, no sample is counted twice and the first
+// n mod Count processes get one sample more (evaluation).
+type Shard struct {
+	Rank, Count int
+	Pad         bool
+}
+
+// apply deals order to the shard.
+func (s Shard) apply(order []int) []int {
+	if s.Count <= 1 {
+		return order
+	}
+	if s.Pad {
+		for total := (len(order) + s.Count - 1) / s.Count * s.Count; len(order) < total; {
+			order = append(order, order[:min(total-len(order), len(order))]...)
+		}
+	}
+	mine := make([]int, 0, len(order)/s.Count+1)
+	for k := s.Rank; k < len(order); k += s.Count {
+		mine = append(mine, order[k])
+	}
+	return mine
+}
+
+// Len is the number of samples of n that the shard holds.
+func (s Shard) Len(n int) int {
+	switch {
+	case s.Count <= 1:
+		return n
+	case s.Pad:
+		return (n + s.Count - 1) / s.Count
+	}
+	return (n - s.Rank + s.Count - 1) / s.Count
 }
 
 // Batch is one batch of samples. Its slices come from a pool: call Release
@@ -99,7 +142,9 @@ var ErrLoaderClosed = errors.New("datasets: loader closed")
 // Loader yields batches of a data set, decoding and augmenting them on
 // worker goroutines. Batches come out in order; every random choice depends
 // only on (Seed, epoch, sample index) or (Seed, epoch, batch index), so the
-// batches of an epoch are identical whatever the number of workers.
+// batches of an epoch are identical whatever the number of workers. In a
+// shard, batch b of rank r mixes with the generator of global batch
+// b*Count + r, so that ranks do not repeat each other's mixing.
 type Loader struct {
 	ds      Dataset
 	cfg     LoaderConfig
@@ -154,6 +199,9 @@ func NewLoader(ds Dataset, cfg LoaderConfig) (*Loader, error) {
 	if ds.Len() == 0 {
 		return nil, errors.New("loader: empty data set")
 	}
+	if sh := cfg.Shard; sh.Count < 0 || (sh.Count > 0 && (sh.Rank < 0 || sh.Rank >= sh.Count)) {
+		return nil, fmt.Errorf("loader: shard %d of %d, want 0 <= rank < count", sh.Rank, sh.Count)
+	}
 	l := &Loader{ds: ds, cfg: cfg, open: map[*EpochIter]struct{}{}}
 	if rl, ok := ds.(regionLoader); ok {
 		if crop, rest, ok := leadingCrop(cfg.Transform); ok && crop.Size > 0 {
@@ -167,9 +215,9 @@ func NewLoader(ds Dataset, cfg LoaderConfig) (*Loader, error) {
 // Dataset returns the loader's data set.
 func (l *Loader) Dataset() Dataset { return l.ds }
 
-// NumBatches returns the number of batches of an epoch.
+// NumBatches returns the number of batches of an epoch (of the shard).
 func (l *Loader) NumBatches() int {
-	n, bs := l.ds.Len(), l.cfg.BatchSize
+	n, bs := l.cfg.Shard.Len(l.ds.Len()), l.cfg.BatchSize
 	if l.cfg.DropLast {
 		return n / bs
 	}
@@ -179,16 +227,16 @@ func (l *Loader) NumBatches() int {
 // Skipped returns how many samples were skipped so far (SkipBadImages).
 func (l *Loader) Skipped() int64 { return l.skipped.Load() }
 
-// Order returns the sample order of an epoch.
+// Order returns the sample order of an epoch (of the shard).
 func (l *Loader) Order(epoch int) []int {
 	if l.cfg.Shuffle {
-		return ShuffleOrder(l.ds.Len(), l.cfg.Seed, epoch)
+		return l.cfg.Shard.apply(ShuffleOrder(l.ds.Len(), l.cfg.Seed, epoch))
 	}
 	order := make([]int, l.ds.Len())
 	for i := range order {
 		order[i] = i
 	}
-	return order
+	return l.cfg.Shard.apply(order)
 }
 
 // Close stops every running epoch and waits for their goroutines; epochs
@@ -494,7 +542,7 @@ func (w *worker) build(ctx context.Context, b int) (*Batch, error) {
 	}
 	if cfg.Mixer != nil && cfg.Mixer.Enabled() && batch.N > 0 {
 		targets, info, err := cfg.Mixer.Apply(batch.Float, batch.N, batch.C, batch.H, batch.W, batch.Labels,
-			BatchRNG(cfg.Seed, w.epoch, b))
+			BatchRNG(cfg.Seed, w.epoch, b*max(1, cfg.Shard.Count)+cfg.Shard.Rank))
 		if err != nil {
 			return fail(fmt.Errorf("loader: batch %d: %w", b, err))
 		}
