@@ -1,332 +1,329 @@
 package gsrmt
 
 import (
-	"sync"
+	"math"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
 
+// weighting is weight(S, delta) of MODEL.md section 7, the one part in which
+// the variants' attentions differ; newWeighting picks it once per stage.
+type weighting interface {
+	// passTables returns the tables of a 1-D pass of length l: one added to
+	// the logits and one multiplying the activations (no data: none), for
+	// the pass mask (nW, X, L, L) of windowPassMasks, or nil when global.
+	passTables(l int, mask []bool, nW, x int) (add, mul table)
+	// apply turns logits S (..., L, L) into weights, given the pass's
+	// tables as tensors that broadcast against S.
+	apply(sc *scope, s, add, mul *ts.Tensor) *ts.Tensor
+}
+
+// newWeighting is SWAT's sigmoid with ALiBi and multiplicative decay, or
+// the softmax with additive log-decay of retention and rmt.
+func newWeighting(v Variant, sp StagePlan) weighting {
+	if v == SWAT {
+		return sigmoidDecay{heads: sp.Heads, gammas: sp.Gammas, slopes: AlibiSlopes(sp.Heads), rowNorm: sp.RowNorm}
+	}
+	return softmaxDecay{heads: sp.Heads, gammas: sp.Gammas}
+}
+
+// softmaxDecay is retention's and rmt's weight (sections 7.1, 7.3):
+// softmax_j(S + |delta| log gamma), masked pairs -inf.
+type softmaxDecay struct {
+	heads  int
+	gammas []float64
+}
+
+func (w softmaxDecay) passTables(l int, mask []bool, nW, x int) (add, mul table) {
+	return windowTable(decayBias(w.gammas, l), w.heads, l, mask, nW, x, float32(math.Inf(-1))), table{}
+}
+
+func (w softmaxDecay) apply(sc *scope, s, add, _ *ts.Tensor) *ts.Tensor {
+	logits := sc.add(s, add) // S + |delta| log gamma: (..., L, L)
+	a := sc.softmax(logits)  // softmax over j: (..., L, L)
+	sc.release(logits)
+	return a
+}
+
+// sigmoidDecay is SWAT's weight (section 7.2): P = sigmoid(S + m delta)
+// gamma^|delta|, masked pairs 0, then (row norm) P / (sum_j P + 1e-6).
+type sigmoidDecay struct {
+	heads          int
+	gammas, slopes []float64
+	rowNorm        bool
+}
+
+func (w sigmoidDecay) passTables(l int, mask []bool, nW, x int) (add, mul table) {
+	add = windowTable(alibiBias(w.slopes, l), w.heads, l, nil, 1, 1, 0) // the same in every window
+	mul = windowTable(decayPow(w.gammas, l), w.heads, l, mask, nW, x, 0)
+	return add, mul
+}
+
+func (w sigmoidDecay) apply(sc *scope, s, add, mul *ts.Tensor) *ts.Tensor {
+	logits := sc.add(s, add) // S' = S + m delta: (..., L, L)
+	sig := sc.sigmoid(logits)
+	sc.release(logits)
+	p := sc.mul(sig, mul) // P = sigmoid(S') gamma^|delta|, 0 where masked: (..., L, L)
+	sc.release(sig)
+	if !w.rowNorm {
+		return p
+	}
+	sum := sc.sumLast(p)           // sum_j P: (..., L, 1)
+	den := sc.addScalar(sum, 1e-6) // sum_j P + 1e-6: (..., L, 1)
+	out := sc.div(p, den)          // (..., L, L)
+	sc.release(sum, p, den)
+	return out
+}
+
+// stageTables is what the blocks of one stage read on one h x w map and
+// that does not depend on the input (sections 4, 5, 7): built once per
+// stage and map size and handed to each block, as RMT's BasicLayer builds
+// its RetNetRelPos2d once for all its blocks.
+type stageTables struct {
+	layout         Layout
+	cos, sinSigned *ts.Tensor     // RoPE, (1, h, w, 1, d); nil with rope off
+	passes         [2]*passTables // unshifted blocks, shifted blocks (windowed stages with a shifted block)
+	full           *ts.Tensor     // rmt's last stage: (1, H, hw, hw) Manhattan log-decay
+}
+
+// passTables are the weighting's tables of the width and the height pass;
+// shapes broadcast against S viewed as (B, nW, H, X, L, L).
+type passTables struct {
+	addW, mulW *ts.Tensor // width pass: L = columns
+	addH, mulH *ts.Tensor // height pass: L = rows
+}
+
+// blockTables is one block's share of its stage's tables: its shift on
+// this layout and the pass tables for that shift.
+type blockTables struct {
+	*stageTables
+	shift int
+	pass  *passTables
+}
+
+func newStageTables(sp StagePlan, wt weighting, device gotch.Device, h, w int) *stageTables {
+	t := &stageTables{layout: sp.Layout(h, w)}
+	if sp.RoPE {
+		cos, sin := RopeTables(h, w, sp.HeadDim)
+		dims := []int64{1, int64(h), int64(w), 1, int64(sp.HeadDim)}
+		t.cos, t.sinSigned = constant(device, cos, dims), constant(device, sin, dims)
+	}
+	switch {
+	case sp.Full2D:
+		n := int64(h * w)
+		t.full = constant(device, manhattanBias(sp.Gammas, h, w), []int64{1, int64(sp.Heads), n, n})
+	case t.layout.Global: // one window: the whole map, no mask
+		t.passes[0] = newPassTables(wt, device, w, h, nil, nil, 1, 1)
+	default:
+		for i, b := range sp.Blocks[:min(2, len(sp.Blocks))] { // block 0 unshifted, block 1 shifted
+			m := t.layout.Window
+			ids, hp, wp := RegionIDs(h, w, m, b.Shift)
+			maskW, maskH, nW := windowPassMasks(ids, hp, wp, m)
+			t.passes[i] = newPassTables(wt, device, m, m, maskW, maskH, nW, m)
+		}
+	}
+	return t
+}
+
+// newPassTables makes the tensors of both passes: width over lw columns,
+// height over lh rows, nW windows of x rows (columns) each.
+func newPassTables(wt weighting, device gotch.Device, lw, lh int, maskW, maskH []bool, nW, x int) *passTables {
+	tensor := func(t table) *ts.Tensor {
+		if t.data == nil {
+			return nil
+		}
+		return constant(device, t.data, t.dims)
+	}
+	addW, mulW := wt.passTables(lw, maskW, nW, x)
+	addH, mulH := wt.passTables(lh, maskH, nW, x)
+	return &passTables{addW: tensor(addW), mulW: tensor(mulW), addH: tensor(addH), mulH: tensor(mulH)}
+}
+
+// forBlock is block b's share of the tables.
+func (t *stageTables) forBlock(b BlockPlan) blockTables {
+	s := t.layout.Shift(b)
+	if s > 0 {
+		return blockTables{t, s, t.passes[1]}
+	}
+	return blockTables{t, 0, t.passes[0]}
+}
+
+func (t *stageTables) drop() {
+	all := []*ts.Tensor{t.cos, t.sinSigned, t.full}
+	for _, p := range t.passes {
+		if p != nil {
+			all = append(all, p.addW, p.mulW, p.addH, p.mulH)
+		}
+	}
+	drop(all...)
+}
+
 // attention is the token mixer of one block (MODEL.md sections 4-7).
 type attention struct {
-	variant       string
-	heads, dim    int
-	headDim       int
-	scale         float64
-	window, shift int // window 0: always global (windows off, or rmt)
-	rope          bool
-	gateMode      string
-	swatNorm      string
-	full2D        bool // rmt's last stage
-	gammas        []float64
-	slopes        []float64
-	device        gotch.Device
+	heads, headDim, dim int64
+	scale               float64   // d^-1/2
+	rope                bool      // section 4
+	gateHeads           bool      // a headwise G1 gate: one value per head
+	weight              weighting // section 7
 
 	q, k, v, o *linear
 	lce        *conv2d
 	vgate      *linear // swat
-	gate       *linear // retention, unless gate == none
-
-	mu     sync.Mutex
-	tables map[[2]int]*passTables // per map size (h, w)
+	gate       *linear // retention, unless gate is none
 }
 
-// passTables holds everything a forward on one map size needs that does not
-// depend on the input: built once, reused by every later forward.
-type passTables struct {
-	global         bool
-	hp, wp, nW     int
-	cos, sinSigned *ts.Tensor // (1, h, w, 1, d)
-	// Width pass (L = columns) and height pass (L = rows); shapes broadcast
-	// against S viewed as (B, nW, H, X, L, L).
-	addW, addH *ts.Tensor // retention: |delta| log gamma + mask (-inf); swat: ALiBi
-	mulW, mulH *ts.Tensor // swat: gamma^|delta| * mask; nil otherwise
-	full       *ts.Tensor // rmt last stage: (1, H, hw, hw) Manhattan bias
-}
-
-func newAttention(r *registry, name string, cfg Config, stage, index int) *attention {
-	dim, heads := cfg.Dims[stage], cfg.Heads[stage]
+func newAttention(r *registry, name string, sp StagePlan, wt weighting) *attention {
+	dim := sp.Dim
 	a := &attention{
-		variant: cfg.Variant, heads: heads, dim: dim, headDim: dim / heads,
-		rope: cfg.RoPE, gateMode: cfg.Gate, swatNorm: cfg.SwatNorm,
-		gammas: Gammas(heads, cfg.DecayA[stage], cfg.DecayR[stage]),
-		slopes: AlibiSlopes(heads), device: r.device, tables: map[[2]int]*passTables{},
+		heads: int64(sp.Heads), headDim: int64(sp.HeadDim), dim: int64(dim),
+		scale: 1 / math.Sqrt(float64(sp.HeadDim)), rope: sp.RoPE, weight: wt,
+		gateHeads: sp.GateWidth > 0 && sp.GateWidth != dim,
 	}
-	a.scale = 1 / sqrt(float64(a.headDim))
-	if cfg.Variant != "rmt" && cfg.Windows {
-		a.window = cfg.WindowSize
-		if index%2 == 1 {
-			a.shift = cfg.WindowSize / 2
-		}
-	}
-	a.full2D = cfg.Variant == "rmt" && stage == 3
 	a.q = newLinear(r, name+".q", dim, dim)
 	a.k = newLinear(r, name+".k", dim, dim)
 	a.v = newLinear(r, name+".v", dim, dim)
 	a.o = newLinear(r, name+".o", dim, dim)
 	a.lce = newConv2d(r, name+".lce", dim, dim, 5, 1, 2, dim)
-	if cfg.Variant == "swat" {
+	if sp.ValueGate {
 		a.vgate = newLinear(r, name+".vgate", dim, dim)
 	}
-	if cfg.Variant == "retention" && cfg.Gate != "none" {
-		out := dim
-		if cfg.Gate == "headwise" {
-			out = heads
-		}
-		a.gate = newLinear(r, name+".gate", dim, out)
+	if sp.GateWidth > 0 {
+		a.gate = newLinear(r, name+".gate", dim, sp.GateWidth)
 	}
 	return a
 }
 
-// isGlobal is the adaptive collapse of section 5.1.
-func (a *attention) isGlobal(h, w int) bool {
-	return a.window <= 0 || h < 2*a.window || w < 2*a.window
-}
-
-func (a *attention) tensor(data []float32, dims ...int64) *ts.Tensor {
-	t := ts.MustOfSlice(data).MustView(dims, true)
-	if a.device != gotch.CPU {
-		t = t.MustTo(a.device, true)
-	}
-	return t
-}
-
-// tablesFor returns (building once) the tables for an h x w map.
-func (a *attention) tablesFor(h, w int) *passTables {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if t, ok := a.tables[[2]int{h, w}]; ok {
-		return t
-	}
-	H := int64(a.heads)
-	t := &passTables{global: a.isGlobal(h, w), nW: 1, hp: h, wp: w}
-	if a.rope {
-		cos, sin := RopeTables(h, w, a.headDim)
-		t.cos = a.tensor(cos, 1, int64(h), int64(w), 1, int64(a.headDim))
-		t.sinSigned = a.tensor(sin, 1, int64(h), int64(w), 1, int64(a.headDim))
-	}
-	switch {
-	case a.full2D:
-		n := int64(h * w)
-		t.full = a.tensor(manhattanBias(a.gammas, h, w), 1, H, n, n)
-	case t.global:
-		// One window: the whole map, no mask. S is (B, 1, H, X, L, L).
-		t.addW, t.mulW = a.passTable(w, nil, 1, 1)
-		t.addH, t.mulH = a.passTable(h, nil, 1, 1)
-	default:
-		m := a.window
-		ids, hp, wp := RegionIDs(h, w, m, a.shift)
-		maskW, maskH, nW := windowPassMasks(ids, hp, wp, m)
-		t.hp, t.wp, t.nW = hp, wp, nW
-		t.addW, t.mulW = a.passTable(m, maskW, nW, m)
-		t.addH, t.mulH = a.passTable(m, maskH, nW, m)
-	}
-	a.tables[[2]int{h, w}] = t
-	return t
-}
-
-// passTable combines the variant's per-head table (H, L, L) with a window
-// mask (nW, X, L, L) into tensors of shape (nW, H, X, L, L), or (1, H, 1, L,
-// L) without a mask.
-func (a *attention) passTable(l int, mask []bool, nW, x int) (add, mul *ts.Tensor) {
-	H := a.heads
-	var perHead, perHeadMul []float32
-	if a.variant == "swat" {
-		perHead = alibiBias(a.slopes, l)
-		perHeadMul = decayPow(a.gammas, l)
-	} else {
-		perHead = decayBias(a.gammas, l)
-	}
-	if mask == nil {
-		add = a.tensor(perHead, 1, int64(H), 1, int64(l), int64(l))
-		if perHeadMul != nil {
-			mul = a.tensor(perHeadMul, 1, int64(H), 1, int64(l), int64(l))
-		}
-		return add, mul
-	}
-	ll := l * l
-	addData := make([]float32, nW*H*x*ll)
-	var mulData []float32
-	if perHeadMul != nil {
-		mulData = make([]float32, nW*H*x*ll)
-	}
-	negInf := float32(negInf())
-	for wi := 0; wi < nW; wi++ {
-		for hd := 0; hd < H; hd++ {
-			for xi := 0; xi < x; xi++ {
-				for p := 0; p < ll; p++ {
-					dst := ((wi*H+hd)*x+xi)*ll + p
-					ok := mask[(wi*x+xi)*ll+p]
-					addData[dst] = perHead[hd*ll+p]
-					if perHeadMul != nil {
-						// SWAT: masked pairs get P = 0 through the multiplicative table.
-						if ok {
-							mulData[dst] = perHeadMul[hd*ll+p]
-						}
-					} else if !ok {
-						addData[dst] = negInf
-					}
-				}
-			}
-		}
-	}
-	add = a.tensor(addData, int64(nW), int64(H), int64(x), int64(l), int64(l))
-	if mulData != nil {
-		mul = a.tensor(mulData, int64(nW), int64(H), int64(x), int64(l), int64(l))
-	}
-	return add, mul
-}
-
-func (t *passTables) drop() {
-	for _, x := range []*ts.Tensor{t.cos, t.sinSigned, t.addW, t.addH, t.mulW, t.mulH, t.full} {
-		if x != nil {
-			x.MustDrop()
-		}
-	}
-}
-
-// weight applies the variant's weight(S, delta) of section 7 to logits S
-// of shape (B, nW, H, X, L, L), using the precomputed tables.
-func (a *attention) weight(sc *scope, s, add, mul *ts.Tensor) *ts.Tensor {
-	logits := sc.t(s.MustAdd(add, false))
-	if a.variant != "swat" {
-		return sc.next(logits, logits.MustSoftmax(-1, gotch.Float, false))
-	}
-	sig := sc.next(logits, logits.MustSigmoid(false))
-	p := sc.next(sig, sig.MustMul(mul, false))
-	if a.swatNorm != "row" {
-		return p
-	}
-	sum := sc.t(p.MustSumDimIntlist([]int64{-1}, true, gotch.Float, false))
-	den := sc.next(sum, sum.MustAddScalar(sc.scalar(1e-6), false))
-	out := sc.t(p.MustDiv(den, false))
-	sc.release(p, den)
-	return out
-}
-
-// rope applies q*cos + rot(q)*sin with rot done as a pair swap (section 4).
-func (a *attention) applyRope(sc *scope, x *ts.Tensor, t *passTables) *ts.Tensor {
-	shape := x.MustSize()
-	d := shape[len(shape)-1]
-	pairs := sc.t(x.MustView(append(append([]int64{}, shape[:len(shape)-1]...), d/2, 2), false))
-	swapped := sc.t(sc.t(pairs.MustFlip([]int64{-1}, false)).MustView(shape, false))
-	xc := sc.t(x.MustMul(t.cos, false))
-	xs := sc.t(swapped.MustMul(t.sinSigned, false))
-	return sc.t(xc.MustAdd(xs, false))
-}
-
 // forward maps X = LN1(x), (B, h, w, C), to the attention output (B, h, w, C).
-func (a *attention) forward(sc *scope, x *ts.Tensor) *ts.Tensor {
-	size := x.MustSize()
+func (a *attention) forward(sc *scope, x *ts.Tensor, t blockTables) *ts.Tensor {
+	size := shape(x)
 	B, h, w := size[0], size[1], size[2]
-	H, d, C := int64(a.heads), int64(a.headDim), int64(a.dim)
-	t := a.tablesFor(int(h), int(w))
-
-	q := sc.t(a.q.forward(x))
-	k := sc.t(sc.t(a.k.forward(x)).MustMulScalar(sc.scalar(a.scale), false))
-	v := sc.t(a.v.forward(x))
-	if a.variant == "swat" {
-		g := sc.t(sc.t(a.vgate.forward(x)).MustSilu(false))
-		v = sc.t(v.MustMul(g, false))
+	H, d, C := a.heads, a.headDim, a.dim
+	q := sc.t(a.q.forward(x))                        // X Wq + bq: (B, h, w, C)
+	k := sc.mulScalar(sc.t(a.k.forward(x)), a.scale) // (X Wk + bk) d^-1/2: (B, h, w, C)
+	v := sc.t(a.v.forward(x))                        // X Wv + bv: (B, h, w, C)
+	if a.vgate != nil {
+		v = sc.mul(v, sc.silu(sc.t(a.vgate.forward(x)))) // SWAT: v SiLU(X Wvg + bvg): (B, h, w, C)
 	}
-	lce := sc.t(a.lce.forwardChannelsLast(v))
-
-	heads := []int64{B, h, w, H, d}
-	q = sc.t(q.MustView(heads, false))
-	k = sc.t(k.MustView(heads, false))
-	v = sc.t(v.MustView(heads, false))
+	lce := sc.t(a.lce.forwardChannelsLast(v)) // LCE(v): (B, h, w, C)
+	q = sc.view(q, B, h, w, H, d)             // (B, h, w, H, d)
+	k = sc.view(k, B, h, w, H, d)             // (B, h, w, H, d)
+	v = sc.view(v, B, h, w, H, d)             // (B, h, w, H, d)
 	if a.rope {
-		q = a.applyRope(sc, q, t)
-		k = a.applyRope(sc, k, t)
+		q = rotate(sc, q, t.cos, t.sinSigned) // q cos + rot(q) sin: (B, h, w, H, d)
+		k = rotate(sc, k, t.cos, t.sinSigned) // k cos + rot(k) sin: (B, h, w, H, d)
 	}
-
 	var y *ts.Tensor
 	switch {
-	case a.full2D:
-		y = a.full2DPass(sc, q, k, v, t)
-	case t.global:
-		y = a.globalPasses(sc, q, k, v, t)
+	case t.full != nil:
+		y = a.full2D(sc, q, k, v, t.full) // (B, h, w, H, d)
+	case t.layout.Global:
+		y = a.global(sc, q, k, v, t.pass) // (B, h, w, H, d)
 	default:
-		y = a.windowedPasses(sc, q, k, v, t)
+		y = a.windowed(sc, q, k, v, t) // (B, h, w, H, d)
 	}
-	y = sc.t(sc.t(y.MustReshape([]int64{B, h, w, C}, false)).MustAdd(lce, false))
+	y = sc.add(sc.reshape(y, B, h, w, C), lce) // y + LCE(v): (B, h, w, C)
 	if a.gate != nil {
-		g := sc.t(sc.t(a.gate.forward(x)).MustSigmoid(false))
-		if a.gateMode == "headwise" {
-			// One value per head, broadcast over its d channels.
-			g = sc.t(sc.t(g.MustUnsqueeze(-1, false)).MustExpand([]int64{B, h, w, H, d}, false, false))
-			g = sc.t(g.MustReshape([]int64{B, h, w, C}, false))
-		}
-		y = sc.t(g.MustMul(y, false))
+		y = sc.mul(a.g1(sc, x, B, h, w), y) // g (y + LCE(v)): (B, h, w, C)
 	}
-	return a.o.forward(y)
+	return a.o.forward(y) // Wo (...) + bo: (B, h, w, C)
 }
 
-// decomposed runs the width then height passes of section 6 on q, k, v of
-// shape (B, nW, H, R, K, d).
-func (a *attention) decomposed(sc *scope, q, k, v *ts.Tensor, t *passTables) *ts.Tensor {
-	// Each pass's scores and weights live in their own scope, freed once
-	// the pass's output exists.
-	pass := func(q, k, v, add, mul *ts.Tensor) *ts.Tensor {
-		in := newScope()
-		defer in.close()
-		kT := in.t(k.MustTranspose(-1, -2, false))
-		s := in.next(kT, q.MustMatmul(kT, false))
-		w := a.weight(in, s, add, mul)
-		in.release(s)
-		return sc.t(w.MustMatmul(v, false))
+// g1 is retention's gate sigmoid(X Wg + bg) as (B, h, w, C): headwise, one
+// value per head, broadcast over its d channels (section 7.1).
+func (a *attention) g1(sc *scope, x *ts.Tensor, B, h, w int64) *ts.Tensor {
+	g := sc.sigmoid(sc.t(a.gate.forward(x))) // (B, h, w, C), headwise (B, h, w, H)
+	if !a.gateHeads {
+		return g
 	}
-	u := pass(q, k, v, t.addW, t.mulW) // (B,nW,H,R,K,d), scores (B,nW,H,R,K,K)
-	qt := sc.t(q.MustTranspose(3, 4, false))
-	kt := sc.t(k.MustTranspose(3, 4, false))
-	ut := sc.t(u.MustTranspose(3, 4, false))
-	y := pass(qt, kt, ut, t.addH, t.mulH) // (B,nW,H,K,R,d), scores (B,nW,H,K,R,R)
-	return sc.t(y.MustTranspose(3, 4, false))
+	g = sc.expand(sc.unsqueeze(g, -1), B, h, w, a.heads, a.headDim) // (B, h, w, H, d)
+	return sc.reshape(g, B, h, w, a.dim)                            // (B, h, w, C)
 }
 
-// globalPasses: the whole map is one window (section 5.1).
-func (a *attention) globalPasses(sc *scope, q, k, v *ts.Tensor, t *passTables) *ts.Tensor {
-	perm := []int64{0, 3, 1, 2, 4} // (B, H, h, w, d)
-	toPass := func(x *ts.Tensor) *ts.Tensor {
-		return sc.t(sc.t(x.MustPermute(perm, false)).MustUnsqueeze(1, false)) // (B, 1, H, h, w, d)
-	}
-	y := a.decomposed(sc, toPass(q), toPass(k), toPass(v), t)
-	return sc.t(sc.t(y.MustSqueezeDim(1, false)).MustPermute([]int64{0, 2, 3, 1, 4}, false))
+// rotate is RoPE (section 4): x cos + rot(x) sin, with rot as a swap of
+// each pair against the signed sine of RopeTables.
+func rotate(sc *scope, x, cos, sinSigned *ts.Tensor) *ts.Tensor {
+	size := shape(x)
+	n := len(size)
+	pairs := sc.view(x, append(append([]int64{}, size[:n-1]...), size[n-1]/2, 2)...) // (..., d/2, 2)
+	swapped := sc.view(sc.flip(pairs, -1), size...)                                  // (x1, x0) per pair: (..., d)
+	xc := sc.mul(x, cos)                                                             // x cos: (..., d)
+	xs := sc.mul(swapped, sinSigned)                                                 // rot(x) sin: (..., d)
+	return sc.add(xc, xs)                                                            // (..., d)
 }
 
-// windowedPasses pads, shifts, partitions, runs the passes and reverses (section 5).
-func (a *attention) windowedPasses(sc *scope, q, k, v *ts.Tensor, t *passTables) *ts.Tensor {
-	size := q.MustSize()
+// decomposed runs the width then the height pass of section 6 on q, k, v
+// of shape (B, nW, H, R, K, d).
+func (a *attention) decomposed(sc *scope, q, k, v *ts.Tensor, p *passTables) *ts.Tensor {
+	u := a.pass(sc, q, k, v, p.addW, p.mulW)    // width: (B, nW, H, R, K, d), weights (B, nW, H, R, K, K)
+	qt := sc.transpose(q, 3, 4)                 // (B, nW, H, K, R, d)
+	kt := sc.transpose(k, 3, 4)                 // (B, nW, H, K, R, d)
+	ut := sc.transpose(u, 3, 4)                 // (B, nW, H, K, R, d)
+	y := a.pass(sc, qt, kt, ut, p.addH, p.mulH) // height: (B, nW, H, K, R, d), weights (B, nW, H, K, R, R)
+	return sc.transpose(y, 3, 4)                // (B, nW, H, R, K, d)
+}
+
+// pass is one 1-D pass over the last two axes: weight(q k^T, delta) v. Its
+// logits and weights live in their own scope, freed once its output exists.
+func (a *attention) pass(sc *scope, q, k, v, add, mul *ts.Tensor) *ts.Tensor {
+	in := newScope()
+	defer in.close()
+	kT := in.transpose(k, -1, -2) // (..., d, L)
+	s := in.matmul(q, kT)         // S = q k^T: (..., L, L)
+	in.release(kT)
+	w := a.weight.apply(in, s, add, mul) // A = weight(S, delta): (..., L, L)
+	in.release(s)
+	return sc.matmul(w, v) // A v: (..., L, d)
+}
+
+// global attends over the whole map as one window (section 5.1).
+func (a *attention) global(sc *scope, q, k, v *ts.Tensor, p *passTables) *ts.Tensor {
+	one := func(x *ts.Tensor) *ts.Tensor {
+		return sc.unsqueeze(sc.permute(x, 0, 3, 1, 2, 4), 1) // (B, 1, H, h, w, d)
+	}
+	y := a.decomposed(sc, one(q), one(k), one(v), p)   // (B, 1, H, h, w, d)
+	return sc.permute(sc.squeeze(y, 1), 0, 2, 3, 1, 4) // (B, h, w, H, d)
+}
+
+// windowed attends within (shifted) windows (section 5) on q, k, v of
+// shape (B, h, w, H, d): pad -> shift -> partition -> attend -> reverse ->
+// unshift -> crop. The region mask of the shift is in the pass tables.
+func (a *attention) windowed(sc *scope, q, k, v *ts.Tensor, t blockTables) *ts.Tensor {
+	size := shape(q)
 	h, w := size[1], size[2]
-	M, s := int64(a.window), int64(a.shift)
-	prep := func(x *ts.Tensor) *ts.Tensor {
-		return windowPartition(sc, shiftMap(sc, padMap(sc, x, int64(t.hp), int64(t.wp)), -s), M)
+	hp, wp := int64(t.layout.Padded[0]), int64(t.layout.Padded[1])
+	m, s := int64(t.layout.Window), int64(t.shift)
+	split := func(x *ts.Tensor) *ts.Tensor {
+		x = padMap(sc, x, hp, wp)        // pad bottom and right with zeros: (B, Hp, Wp, H, d)
+		x = shiftMap(sc, x, -s)          // cyclic shift by (-s, -s): (B, Hp, Wp, H, d)
+		return windowPartition(sc, x, m) // partition: (B, nW, H, M, M, d)
 	}
-	y := a.decomposed(sc, prep(q), prep(k), prep(v), t) // (B, nW, H, M, M, d)
-	y = shiftMap(sc, windowReverse(sc, y, int64(t.hp), int64(t.wp)), s)
-	return cropMap(sc, y, h, w)
+	y := a.decomposed(sc, split(q), split(k), split(v), t.pass) // attend in each window: (B, nW, H, M, M, d)
+	y = windowReverse(sc, y, hp, wp)                            // reverse: (B, Hp, Wp, H, d)
+	y = shiftMap(sc, y, s)                                      // undo the shift: (B, Hp, Wp, H, d)
+	return cropMap(sc, y, h, w)                                 // crop the padding: (B, h, w, H, d)
 }
 
 // padMap zero-pads a (B, h, w, ...) map at the bottom and right to hp x wp.
 func padMap(sc *scope, x *ts.Tensor, hp, wp int64) *ts.Tensor {
-	size := x.MustSize()
+	size := shape(x)
 	h, w := size[1], size[2]
 	if hp == h && wp == w {
 		return x
 	}
 	pad := make([]int64, 2*(len(size)-1)) // last dimension first, as torch.nn.functional.pad
 	pad[len(pad)-3], pad[len(pad)-1] = wp-w, hp-h
-	return sc.t(x.MustConstantPadNd(pad, false))
+	return sc.pad(x, pad...)
 }
 
 // cropMap keeps the top-left h x w of a (B, hp, wp, ...) map.
 func cropMap(sc *scope, x *ts.Tensor, h, w int64) *ts.Tensor {
-	size := x.MustSize()
+	size := shape(x)
 	if size[1] != h {
-		x = sc.t(x.MustNarrow(1, 0, h, false))
+		x = sc.narrow(x, 1, 0, h)
 	}
 	if size[2] != w {
-		x = sc.t(x.MustNarrow(2, 0, w, false))
+		x = sc.narrow(x, 2, 0, w)
 	}
 	return x
 }
@@ -336,39 +333,40 @@ func shiftMap(sc *scope, x *ts.Tensor, s int64) *ts.Tensor {
 	if s == 0 {
 		return x
 	}
-	return sc.t(x.MustRoll([]int64{s, s}, []int64{1, 2}, false))
+	return sc.roll(x, []int64{s, s}, []int64{1, 2})
 }
 
 // windowPartition turns (B, Hp, Wp, H, d) into (B, nW, H, M, M, d), windows row-major.
 func windowPartition(sc *scope, x *ts.Tensor, m int64) *ts.Tensor {
-	size := x.MustSize()
+	size := shape(x)
 	B, hp, wp, H, d := size[0], size[1], size[2], size[3], size[4]
 	nh, nw := hp/m, wp/m
-	x = sc.t(x.MustReshape([]int64{B, nh, m, nw, m, H, d}, false))
-	x = sc.t(x.MustPermute([]int64{0, 1, 3, 5, 2, 4, 6}, false)) // (B, nh, nw, H, M, M, d)
-	return sc.t(x.MustReshape([]int64{B, nh * nw, H, m, m, d}, false))
+	x = sc.reshape(x, B, nh, m, nw, m, H, d)   // (B, nh, M, nw, M, H, d)
+	x = sc.permute(x, 0, 1, 3, 5, 2, 4, 6)     // (B, nh, nw, H, M, M, d)
+	return sc.reshape(x, B, nh*nw, H, m, m, d) // (B, nW, H, M, M, d)
 }
 
 // windowReverse is the inverse of windowPartition.
 func windowReverse(sc *scope, y *ts.Tensor, hp, wp int64) *ts.Tensor {
-	size := y.MustSize()
+	size := shape(y)
 	B, H, m, d := size[0], size[2], size[3], size[5]
 	nh, nw := hp/m, wp/m
-	y = sc.t(y.MustReshape([]int64{B, nh, nw, H, m, m, d}, false))
-	y = sc.t(y.MustPermute([]int64{0, 1, 4, 2, 5, 3, 6}, false)) // (B, nh, M, nw, M, H, d)
-	return sc.t(y.MustReshape([]int64{B, hp, wp, H, d}, false))
+	y = sc.reshape(y, B, nh, nw, H, m, m, d) // (B, nh, nw, H, M, M, d)
+	y = sc.permute(y, 0, 1, 4, 2, 5, 3, 6)   // (B, nh, M, nw, M, H, d)
+	return sc.reshape(y, B, hp, wp, H, d)    // (B, Hp, Wp, H, d)
 }
 
-// full2DPass is RMT's last stage: softmax(q k^T + Manhattan decay) over all tokens.
-func (a *attention) full2DPass(sc *scope, q, k, v *ts.Tensor, t *passTables) *ts.Tensor {
-	size := q.MustSize()
+// full2D is rmt's last stage (section 7.3): weight(q k^T, Manhattan
+// distance) over all h*w tokens.
+func (a *attention) full2D(sc *scope, q, k, v, full *ts.Tensor) *ts.Tensor {
+	size := shape(q)
 	B, h, w, H, d := size[0], size[1], size[2], size[3], size[4]
 	flat := func(x *ts.Tensor) *ts.Tensor {
-		return sc.t(sc.t(x.MustReshape([]int64{B, h * w, H, d}, false)).MustTranspose(1, 2, false)) // (B, H, hw, d)
+		return sc.transpose(sc.reshape(x, B, h*w, H, d), 1, 2) // (B, H, hw, d)
 	}
 	qf, kf, vf := flat(q), flat(k), flat(v)
-	s := sc.t(qf.MustMatmul(sc.t(kf.MustTranspose(-1, -2, false)), false))
-	attn := sc.t(sc.t(s.MustAdd(t.full, false)).MustSoftmax(-1, gotch.Float, false))
-	y := sc.t(attn.MustMatmul(vf, false)) // (B, H, hw, d)
-	return sc.t(sc.t(y.MustTranspose(1, 2, false)).MustReshape([]int64{B, h, w, H, d}, false))
+	s := sc.matmul(qf, sc.transpose(kf, -1, -2))            // q k^T: (B, H, hw, hw)
+	attn := a.weight.apply(sc, s, full, nil)                // softmax(q k^T + (|dy| + |dx|) log gamma): (B, H, hw, hw)
+	y := sc.matmul(attn, vf)                                // (B, H, hw, d)
+	return sc.reshape(sc.transpose(y, 1, 2), B, h, w, H, d) // (B, h, w, H, d)
 }

@@ -30,100 +30,104 @@ type StageInfo struct {
 	MACs          int64  `json:"macs"`
 }
 
-// convOut is the output side of a 3x3 conv with padding 1 and the stride.
-func convOut(n, stride int) int { return (n+2-3)/stride + 1 }
+// counter sums the parameters and multiply-accumulates of the layers it
+// is shown.
+type counter struct{ params, macs int64 }
 
-// Describe plans cfg on square images of the given side.
+// conv is a k x k convolution with bias producing an h x w map.
+func (c *counter) conv(cin, cout, k, groups, h, w int) {
+	c.params += int64(cout*(cin/groups)*k*k + cout)
+	c.macs += int64(h*w) * int64(cout*(cin/groups)*k*k)
+}
+
+// linear is a Linear with bias applied to tokens positions.
+func (c *counter) linear(cin, cout, tokens int) {
+	c.params += int64(cin*cout + cout)
+	c.macs += int64(tokens) * int64(cin*cout)
+}
+
+// vectors counts n parameter vectors of ch channels (norm weight and bias,
+// LayerScale ls1 and ls2).
+func (c *counter) vectors(n, ch int) { c.params += int64(n * ch) }
+
+// Describe plans cfg on square images of the given side (NewPlan, with each
+// stage's Layout on its map).
 func Describe(cfg Config, imgSize int) Info {
+	p := NewPlan(cfg)
 	in := Info{Variant: cfg.Variant, Preset: cfg.Preset, Classes: cfg.NumClasses, ImageSize: imgSize}
-	c0 := cfg.Dims[0]
-	var params, macs int64
-	conv := func(cin, cout, k, groups, h, w int) {
-		params += int64(cout*(cin/groups)*k*k + cout)
-		macs += int64(h*w) * int64(cout*(cin/groups)*k*k)
+	stemMaps, maps := p.Maps(imgSize)
+	var c counter
+	for i, conv := range p.Stem {
+		c.conv(conv.In, conv.Out, 3, 1, stemMaps[i][0], stemMaps[i][1])
+		c.vectors(2, conv.Out) // BatchNorm weight, bias
 	}
-	bn := func(c int) { params += int64(2 * c) }
-	lin := func(cin, cout, tokens int) {
-		params += int64(cin*cout + cout)
-		macs += int64(tokens) * int64(cin*cout)
-	}
-
-	h, w := imgSize, imgSize
-	chans := [4]int{c0 / 2, c0 / 2, c0, c0}
-	strides := [4]int{2, 1, 2, 1}
-	cin := cfg.InChans
-	for i := 0; i < 4; i++ {
-		h, w = convOut(h, strides[i]), convOut(w, strides[i])
-		conv(cin, chans[i], 3, 1, h, w)
-		bn(chans[i])
-		cin = chans[i]
-	}
-	in.StemOutput = [2]int{h, w}
-
-	for s := 0; s < 4; s++ {
-		C, H := cfg.Dims[s], cfg.Heads[s]
-		before := macs
-		st := StageInfo{Map: [2]int{h, w}, Dim: C, Heads: H, Blocks: cfg.Depths[s]}
-		st.Full2D = cfg.Variant == "rmt" && s == 3
-		M := cfg.WindowSize
-		st.Global = cfg.Variant == "rmt" || !cfg.Windows || h < 2*M || w < 2*M
-		if !st.Global {
-			st.Window = M
-			st.Padded = [2]int{ceilDiv(h, M) * M, ceilDiv(w, M) * M}
-			st.Windows = (st.Padded[0] / M) * (st.Padded[1] / M)
-			st.ShiftedBlocks = cfg.Depths[s] / 2
-			st.Shift = M / 2
-		} else {
-			st.Padded = [2]int{h, w}
-			st.Windows = 1
+	in.StemOutput = stemMaps[3]
+	for s, sp := range p.Stages {
+		before := c.macs
+		st := describeStage(&c, sp, maps[s])
+		if sp.DownDim > 0 {
+			next := maps[s+1]
+			c.conv(sp.Dim, sp.DownDim, 3, 1, next[0], next[1])
+			c.vectors(2, sp.DownDim)
 		}
-		hw := h * w
-		hidden := int(cfg.MLPRatios[s] * float64(C))
-		for i := 0; i < cfg.Depths[s]; i++ {
-			if cfg.LayerScale[s] {
-				params += int64(2 * C)
-			}
-			conv(C, C, 3, C, h, w) // cpe
-			params += int64(2 * C) // norm1
-			for j := 0; j < 4; j++ {
-				lin(C, C, hw) // q, k, v, o
-			}
-			conv(C, C, 5, C, h, w) // lce
-			switch {
-			case cfg.Variant == "swat":
-				lin(C, C, hw) // vgate
-			case cfg.Variant == "retention" && cfg.Gate == "elementwise":
-				lin(C, C, hw)
-			case cfg.Variant == "retention" && cfg.Gate == "headwise":
-				lin(C, H, hw)
-			}
-			// Attention products: logits and weighted sums of both passes.
-			switch {
-			case st.Full2D:
-				macs += 2 * int64(hw) * int64(hw) * int64(C)
-			case st.Global:
-				macs += 2*int64(h)*int64(w)*int64(w)*int64(C) + 2*int64(w)*int64(h)*int64(h)*int64(C)
-			default:
-				macs += int64(st.Windows) * 4 * int64(M*M*M) * int64(C)
-			}
-			params += int64(2 * C) // norm2
-			lin(C, hidden, hw)
-			conv(hidden, hidden, 3, hidden, h, w)
-			lin(hidden, C, hw)
-		}
-		if s < 3 {
-			h, w = convOut(h, 2), convOut(w, 2)
-			conv(C, cfg.Dims[s+1], 3, 1, h, w)
-			bn(cfg.Dims[s+1])
-		}
-		st.MACs = macs - before
+		st.MACs = c.macs - before
 		in.Stages = append(in.Stages, st)
 	}
-	lin(cfg.Dims[3], cfg.HeadHidden, h*w)
-	bn(cfg.HeadHidden)
-	lin(cfg.HeadHidden, cfg.NumClasses, 1)
-	in.Params, in.MACs, in.FLOPs = params, macs, 2*macs
+	last := maps[3]
+	c.linear(p.Stages[3].Dim, p.HeadHidden, last[0]*last[1])
+	c.vectors(2, p.HeadHidden)
+	c.linear(p.HeadHidden, p.NumClasses, 1)
+	in.Params, in.MACs, in.FLOPs = c.params, c.macs, 2*c.macs
 	return in
+}
+
+// describeStage counts the blocks of a stage on its h x w map and reports
+// its layout.
+func describeStage(c *counter, sp StagePlan, hw [2]int) StageInfo {
+	h, w := hw[0], hw[1]
+	l := sp.Layout(h, w)
+	st := StageInfo{Map: hw, Dim: sp.Dim, Heads: sp.Heads, Blocks: len(sp.Blocks), Window: l.Window,
+		Global: l.Global, Full2D: sp.Full2D, Padded: l.Padded, Windows: l.Windows}
+	if !l.Global {
+		st.Shift = l.Window / 2
+	}
+	for _, b := range sp.Blocks {
+		if l.Shift(b) > 0 {
+			st.ShiftedBlocks++
+		}
+	}
+	C, n := sp.Dim, h*w
+	for range sp.Blocks {
+		if sp.LayerScale {
+			c.vectors(2, C)
+		}
+		c.conv(C, C, 3, C, h, w) // cpe
+		c.vectors(2, C)          // norm1
+		for j := 0; j < 4; j++ {
+			c.linear(C, C, n) // q, k, v, o
+		}
+		c.conv(C, C, 5, C, h, w) // lce
+		if sp.ValueGate {
+			c.linear(C, C, n)
+		}
+		if sp.GateWidth > 0 {
+			c.linear(C, sp.GateWidth, n)
+		}
+		// Attention products: logits and weighted sums of both passes.
+		switch {
+		case sp.Full2D:
+			c.macs += 2 * int64(n) * int64(n) * int64(C)
+		case l.Global:
+			c.macs += 2*int64(h)*int64(w)*int64(w)*int64(C) + 2*int64(w)*int64(h)*int64(h)*int64(C)
+		default:
+			c.macs += int64(l.Windows) * 4 * int64(l.Window*l.Window*l.Window) * int64(C)
+		}
+		c.vectors(2, C) // norm2
+		c.linear(C, sp.Hidden, n)
+		c.conv(sp.Hidden, sp.Hidden, 3, sp.Hidden, h, w)
+		c.linear(sp.Hidden, C, n)
+	}
+	return st
 }
 
 // MinTrainBatch is the smallest training batch the model accepts on square

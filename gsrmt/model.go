@@ -2,8 +2,8 @@ package gsrmt
 
 import (
 	"fmt"
-	"math"
 	"runtime"
+	"sync"
 
 	"github.com/gsrmt/gsrmt/internal/torch"
 	"github.com/sugarme/gotch"
@@ -26,21 +26,28 @@ type stem struct {
 	bn   [4]*batchNorm
 }
 
+// stage is a stage's blocks and downsample, and the tables its blocks
+// share (built per map size on first use, freed by Model.Close).
 type stage struct {
-	blocks     []*block
-	downConv   *conv2d
-	downNorm   *batchNorm
-	layerScale bool
+	plan     StagePlan
+	blocks   []*block
+	downConv *conv2d // nil in the last stage
+	downNorm *batchNorm
+	weight   weighting
+	device   gotch.Device
+
+	mu     sync.Mutex
+	tables map[[2]int]*stageTables // per map size (h, w)
 }
 
 type block struct {
+	plan         BlockPlan
 	ls1, ls2     *ts.Tensor // nil unless layerscale
 	cpe          *conv2d
 	norm1, norm2 *layerNorm
 	attn         *attention
 	fc1, fc2     *linear
 	dwconv       *conv2d
-	dropPath     float64
 }
 
 type head struct {
@@ -56,65 +63,51 @@ func New(cfg Config, device gotch.Device) (m *Model, err error) {
 		return nil, fmt.Errorf("gsrmt: invalid config: %w", err)
 	}
 	defer recoverTorch(&err, "gsrmt: build model")
+	p := NewPlan(cfg)
 	r := newRegistry(device)
-	m = &Model{Config: cfg, Device: device, reg: r}
-
-	c0 := cfg.Dims[0]
-	m.stem = &stem{}
-	in := cfg.InChans
-	outs := [4]int{c0 / 2, c0 / 2, c0, c0}
-	strides := [4]int{2, 1, 2, 1}
-	for i := 0; i < 4; i++ {
-		m.stem.conv[i] = newConv2d(r, fmt.Sprintf("stem.conv%d", i+1), in, outs[i], 3, strides[i], 1, 1)
-		m.stem.bn[i] = newBatchNorm(r, fmt.Sprintf("stem.bn%d", i+1), outs[i])
-		in = outs[i]
+	m = &Model{Config: cfg, Device: device, reg: r, stem: &stem{}}
+	for i, c := range p.Stem {
+		m.stem.conv[i] = newConv2d(r, fmt.Sprintf("stem.conv%d", i+1), c.In, c.Out, 3, c.Stride, 1, 1)
+		m.stem.bn[i] = newBatchNorm(r, fmt.Sprintf("stem.bn%d", i+1), c.Out)
 	}
-
-	total := 0
-	for _, d := range cfg.Depths {
-		total += d
-	}
-	n := 0
-	for s := 0; s < 4; s++ {
-		st := &stage{layerScale: cfg.LayerScale[s]}
-		for i := 0; i < cfg.Depths[s]; i++ {
-			rate := 0.0
-			if total > 1 {
-				rate = cfg.DropPath * float64(n) / float64(total-1)
-			}
-			st.blocks = append(st.blocks, newBlock(r, fmt.Sprintf("stages.%d.blocks.%d", s, i), cfg, s, i, rate))
-			n++
-		}
-		if s < 3 {
-			st.downConv = newConv2d(r, fmt.Sprintf("stages.%d.downsample.conv", s), cfg.Dims[s], cfg.Dims[s+1], 3, 2, 1, 1)
-			st.downNorm = newBatchNorm(r, fmt.Sprintf("stages.%d.downsample.bn", s), cfg.Dims[s+1])
-		}
-		m.stages = append(m.stages, st)
+	for _, sp := range p.Stages {
+		m.stages = append(m.stages, newStage(r, p.Variant, sp))
 	}
 	m.head = &head{
-		proj: newLinear(r, "head.proj", cfg.Dims[3], cfg.HeadHidden),
-		bn:   newBatchNorm(r, "head.bn", cfg.HeadHidden),
-		fc:   newLinear(r, "head.fc", cfg.HeadHidden, cfg.NumClasses),
+		proj: newLinear(r, "head.proj", p.Stages[3].Dim, p.HeadHidden),
+		bn:   newBatchNorm(r, "head.bn", p.HeadHidden),
+		fc:   newLinear(r, "head.fc", p.HeadHidden, p.NumClasses),
 	}
 	return m, nil
 }
 
-func newBlock(r *registry, name string, cfg Config, s, i int, dropPath float64) *block {
-	dim := cfg.Dims[s]
-	b := &block{dropPath: dropPath}
-	if cfg.LayerScale[s] {
+func newStage(r *registry, v Variant, sp StagePlan) *stage {
+	st := &stage{plan: sp, weight: newWeighting(v, sp), device: r.device, tables: map[[2]int]*stageTables{}}
+	for _, bp := range sp.Blocks {
+		st.blocks = append(st.blocks, newBlock(r, sp, bp, st.weight))
+	}
+	if sp.DownDim > 0 {
+		st.downConv = newConv2d(r, fmt.Sprintf("stages.%d.downsample.conv", sp.Index), sp.Dim, sp.DownDim, 3, 2, 1, 1)
+		st.downNorm = newBatchNorm(r, fmt.Sprintf("stages.%d.downsample.bn", sp.Index), sp.DownDim)
+	}
+	return st
+}
+
+func newBlock(r *registry, sp StagePlan, bp BlockPlan, wt weighting) *block {
+	dim, name := sp.Dim, bp.Name
+	b := &block{plan: bp}
+	if sp.LayerScale {
 		// PyTorch lists a module's own parameters before its children's.
-		b.ls1 = r.add(name+".ls1", r.ones(int64(dim)).MustMulScalar(ts.FloatScalar(1e-6), true), true, true)
-		b.ls2 = r.add(name+".ls2", r.ones(int64(dim)).MustMulScalar(ts.FloatScalar(1e-6), true), true, true)
+		b.ls1 = r.add(name+".ls1", r.full(1e-6, int64(dim)), true, true)
+		b.ls2 = r.add(name+".ls2", r.full(1e-6, int64(dim)), true, true)
 	}
 	b.cpe = newConv2d(r, name+".cpe", dim, dim, 3, 1, 1, dim)
 	b.norm1 = newLayerNorm(r, name+".norm1", dim)
-	b.attn = newAttention(r, name+".attn", cfg, s, i)
+	b.attn = newAttention(r, name+".attn", sp, wt)
 	b.norm2 = newLayerNorm(r, name+".norm2", dim)
-	hidden := int(cfg.MLPRatios[s] * float64(dim))
-	b.fc1 = newLinear(r, name+".ffn.fc1", dim, hidden)
-	b.dwconv = newConv2d(r, name+".ffn.dwconv", hidden, hidden, 3, 1, 1, hidden)
-	b.fc2 = newLinear(r, name+".ffn.fc2", hidden, dim)
+	b.fc1 = newLinear(r, name+".ffn.fc1", dim, sp.Hidden)
+	b.dwconv = newConv2d(r, name+".ffn.dwconv", sp.Hidden, sp.Hidden, 3, 1, 1, sp.Hidden)
+	b.fc2 = newLinear(r, name+".ffn.fc2", sp.Hidden, dim)
 	return b
 }
 
@@ -127,81 +120,101 @@ func (m *Model) Forward(x *ts.Tensor, train bool) (logits *ts.Tensor, err error)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer recoverTorch(&err, "gsrmt: forward")
-	if dims := x.MustSize(); len(dims) != 4 || dims[1] != int64(m.Config.InChans) {
+	if dims := shape(x); len(dims) != 4 || dims[1] != int64(m.Config.InChans) {
 		return nil, fmt.Errorf("gsrmt: forward: input shape %v: want (B, %d, H, W)", dims, m.Config.InChans)
 	}
 	sc := newScope()
 	defer sc.close()
 
 	h := x
-	for i := 0; i < 4; i++ {
-		h = sc.t(m.stem.conv[i].forward(h))
-		h = sc.t(m.stem.bn[i].forward(h, train))
+	for i := range m.stem.conv {
+		h = sc.t(m.stem.conv[i].forward(h))      // (B, C, H', W')
+		h = sc.t(m.stem.bn[i].forward(h, train)) // (B, C, H', W')
 		if i < 3 {
-			h = sc.t(h.MustGelu("none", false))
+			h = sc.gelu(h)
 		}
 	}
-	h = sc.t(h.MustPermute([]int64{0, 2, 3, 1}, false)) // channels-last (B, h, w, C0)
+	h = sc.permute(h, 0, 2, 3, 1) // channels-last (B, h, w, C0)
 	for _, st := range m.stages {
-		for _, b := range st.blocks {
-			// Each block frees its intermediates as it returns (autograd keeps
-			// what backward needs), and its input once consumed, so that an
-			// evaluation forward holds one block's tensors at a time, as eager
-			// PyTorch does.
-			next := b.forward(h, train)
-			sc.release(h)
-			h = sc.t(next)
-		}
-		if st.downConv != nil {
-			nchw := sc.t(h.MustPermute([]int64{0, 3, 1, 2}, false))
-			y := sc.t(st.downNorm.forward(sc.t(st.downConv.forward(nchw)), train))
-			h = sc.t(y.MustPermute([]int64{0, 2, 3, 1}, false))
-		}
+		h = st.forward(sc, h, train) // (B, h, w, C_s), then (B, h/2, w/2, C_s+1) after a downsample
 	}
-	p := sc.t(m.head.proj.forward(h))
-	p = sc.t(p.MustPermute([]int64{0, 3, 1, 2}, false)) // (B, 1024, h, w)
-	p = sc.t(sc.t(m.head.bn.forward(p, train)).MustSilu(false))
-	pooled := sc.t(p.MustMeanDim([]int64{2, 3}, false, gotch.Float, false))
-	return m.head.fc.forward(pooled), nil
+	p := sc.t(m.head.proj.forward(h))              // (B, h, w, 1024)
+	p = sc.permute(p, 0, 3, 1, 2)                  // (B, 1024, h, w)
+	p = sc.silu(sc.t(m.head.bn.forward(p, train))) // (B, 1024, h, w)
+	pooled := sc.mean(p, 2, 3)                     // (B, 1024)
+	return m.head.fc.forward(pooled), nil          // (B, classes)
+}
+
+// forward runs the stage's blocks on a channels-last map x (registered in
+// sc), each with its share of the stage's tables, then the downsample.
+func (st *stage) forward(sc *scope, x *ts.Tensor, train bool) *ts.Tensor {
+	size := shape(x)
+	t := st.tablesFor(int(size[1]), int(size[2]))
+	for _, b := range st.blocks {
+		// Each block frees its intermediates as it returns (autograd keeps
+		// what backward needs), and its input once consumed, so that an
+		// evaluation forward holds one block's tensors at a time, as eager
+		// PyTorch does.
+		next := b.forward(x, train, t.forBlock(b.plan))
+		sc.release(x)
+		x = sc.t(next)
+	}
+	if st.downConv == nil {
+		return x
+	}
+	nchw := sc.permute(x, 0, 3, 1, 2)                                      // (B, C, h, w)
+	y := sc.t(st.downNorm.forward(sc.t(st.downConv.forward(nchw)), train)) // (B, C', h/2, w/2)
+	return sc.permute(y, 0, 2, 3, 1)                                       // (B, h/2, w/2, C')
+}
+
+// tablesFor returns (building it once) the stage's tables for an h x w map.
+func (st *stage) tablesFor(h, w int) *stageTables {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	t, ok := st.tables[[2]int{h, w}]
+	if !ok {
+		t = newStageTables(st.plan, st.weight, st.device, h, w)
+		st.tables[[2]int{h, w}] = t
+	}
+	return t
 }
 
 // forward runs one block on a channels-last map (section 2). The caller
 // owns the result; the block's intermediates are freed before it returns.
-func (b *block) forward(x *ts.Tensor, train bool) *ts.Tensor {
+func (b *block) forward(x *ts.Tensor, train bool, t blockTables) *ts.Tensor {
 	sc := newScope()
 	defer sc.close()
-	x = sc.t(x.MustAdd(sc.t(b.cpe.forwardChannelsLast(x)), false))
-	a := sc.t(b.attn.forward(sc, sc.t(b.norm1.forward(x))))
+	x = sc.add(x, sc.t(b.cpe.forwardChannelsLast(x)))          // x + CPE(x)
+	a := sc.t(b.attn.forward(sc, sc.t(b.norm1.forward(x)), t)) // Attn(LN1(x))
 	if b.ls1 != nil {
-		a = sc.t(a.MustMul(b.ls1, false))
+		a = sc.mul(a, b.ls1) // ls1 Attn(LN1(x))
 	}
-	x = sc.t(x.MustAdd(dropPath(sc, a, b.dropPath, train), false))
+	x = sc.add(x, dropPath(sc, a, b.plan.DropPath, train))
 
-	f := sc.t(sc.t(b.fc1.forward(sc.t(b.norm2.forward(x)))).MustGelu("none", false))
-	f = sc.t(f.MustAdd(sc.t(b.dwconv.forwardChannelsLast(f)), false))
-	f = sc.t(b.fc2.forward(f))
+	f := sc.gelu(sc.t(b.fc1.forward(sc.t(b.norm2.forward(x))))) // GELU(fc1(LN2(x))): (B, h, w, rC)
+	f = sc.add(f, sc.t(b.dwconv.forwardChannelsLast(f)))        // f + DWConv(f)
+	f = sc.t(b.fc2.forward(f))                                  // fc2(f): (B, h, w, C)
 	if b.ls2 != nil {
-		f = sc.t(f.MustMul(b.ls2, false))
+		f = sc.mul(f, b.ls2) // ls2 FFN(LN2(x))
 	}
-	return x.MustAdd(dropPath(sc, f, b.dropPath, train), false)
+	return sc.keep(sc.add(x, dropPath(sc, f, b.plan.DropPath, train)))
 }
 
-// dropPath is per-sample stochastic depth: x / keep * floor(U + keep).
+// dropPath is per-sample stochastic depth: x / keep * floor(U + keep), U of
+// shape (B, 1, ..., 1).
 func dropPath(sc *scope, x *ts.Tensor, rate float64, train bool) *ts.Tensor {
 	if !train || rate == 0 {
 		return x
 	}
 	keep := 1 - rate
-	dims := x.MustSize()
-	shape := make([]int64, len(dims))
-	for i := range shape {
-		shape[i] = 1
+	dims := shape(x)
+	u := make([]int64, len(dims))
+	for i := range u {
+		u[i] = 1
 	}
-	shape[0] = dims[0]
-	u := sc.t(ts.MustRand(shape, x.DType(), x.MustDevice()))
-	mask := sc.t(sc.t(u.MustAddScalar(sc.scalar(keep), false)).MustFloor(false))
-	scaled := sc.t(x.MustDivScalar(sc.scalar(keep), false))
-	return sc.t(scaled.MustMul(mask, false))
+	u[0] = dims[0]
+	mask := sc.floor(sc.addScalar(sc.uniform(x, u...), keep)) // 1 with probability keep, else 0
+	return sc.mul(sc.divScalar(x, keep), mask)
 }
 
 // Params returns every state entry in PyTorch's state_dict order. The
@@ -301,7 +314,7 @@ func (m *Model) SetTensor(name string, src *ts.Tensor) (err error) {
 // per-thread in libtorch), restoring the previous mode even on a panic.
 func noGrad(fn func()) { torch.NoGrad(fn) }
 
-// Close frees the model's tensors and cached tables.
+// Close frees the model's tensors and the stages' tables.
 func (m *Model) Close() {
 	for _, p := range m.reg.params {
 		if p.Tensor != nil {
@@ -309,68 +322,14 @@ func (m *Model) Close() {
 		}
 	}
 	for _, st := range m.stages {
-		for _, b := range st.blocks {
-			for _, t := range b.attn.tables {
-				t.drop()
-			}
+		st.mu.Lock()
+		for _, t := range st.tables {
+			t.drop()
 		}
+		st.tables = map[[2]int]*stageTables{}
+		st.mu.Unlock()
 	}
 	m.reg.params = nil
-}
-
-// scope collects intermediate tensors of one forward and drops them at the end.
-type scope struct {
-	tensors []*ts.Tensor
-	scalars []*ts.Scalar
-}
-
-func newScope() *scope { return &scope{tensors: make([]*ts.Tensor, 0, 256)} }
-
-func (s *scope) t(x *ts.Tensor) *ts.Tensor {
-	s.tensors = append(s.tensors, x)
-	return x
-}
-
-func (s *scope) scalar(v float64) *ts.Scalar {
-	x := ts.FloatScalar(v)
-	s.scalars = append(s.scalars, x)
-	return x
-}
-
-// release drops each of xs now if the scope holds it (searching from the
-// most recent tensor) and forgets it; other tensors are left alone.
-func (s *scope) release(xs ...*ts.Tensor) {
-	for _, x := range xs {
-		for i := len(s.tensors) - 1; i >= 0; i-- {
-			if s.tensors[i] == x {
-				x.MustDrop()
-				s.tensors = append(s.tensors[:i], s.tensors[i+1:]...)
-				break
-			}
-		}
-	}
-}
-
-// next registers y, the result computed from prev, and releases prev
-// (when the scope holds it and it is not y itself): eager PyTorch frees an
-// intermediate as its last reference goes, and so does a forward here, which
-// keeps the working set small (autograd holds what backward needs).
-func (s *scope) next(prev, y *ts.Tensor) *ts.Tensor {
-	s.t(y)
-	if prev != y {
-		s.release(prev)
-	}
-	return y
-}
-
-func (s *scope) close() {
-	for _, x := range s.tensors {
-		x.MustDrop()
-	}
-	for _, x := range s.scalars {
-		x.MustDrop()
-	}
-	s.tensors, s.scalars = nil, nil
 }
 
 // recoverTorch turns a panic from gotch's Must* helpers into an error.
@@ -386,7 +345,3 @@ func recoverTorch(err *error, what string) {
 		*err = fmt.Errorf("%s: %v", what, r)
 	}
 }
-
-func sqrt(x float64) float64 { return math.Sqrt(x) }
-
-func negInf() float64 { return math.Inf(-1) }

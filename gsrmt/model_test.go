@@ -265,19 +265,21 @@ func locality(t *testing.T, index, row, col int) [][]bool {
 	cfg := preset(t, "swat", "nano", 10)
 	cfg.Depths[0] = 2
 	m := build(t, cfg)
-	a := m.stages[0].blocks[index].attn
+	st := m.stages[0]
+	a := st.blocks[index].attn
+	tables := st.tablesFor(14, 14).forBlock(st.blocks[index].plan)
 	noGrad(func() { a.lce.w.MustZero_() })
 	sc := newScope()
 	defer sc.close()
 	var y0, y1 *ts.Tensor
 	x := sc.t(randn(t, 1, 14, 14, 32))
-	noGrad(func() { y0 = sc.t(a.forward(sc, x)) })
+	noGrad(func() { y0 = sc.t(a.forward(sc, x, tables)) })
 	x2 := sc.t(x.MustDetachCopy(false))
 	noGrad(func() {
 		tok := x2.MustSelect(1, int64(row), false).MustSelect(1, int64(col), true)
 		tok.MustAddScalar_(ts.FloatScalar(1))
 		tok.MustDrop()
-		y1 = sc.t(a.forward(sc, x2))
+		y1 = sc.t(a.forward(sc, x2, tables))
 	})
 	diff := sc.t(sc.t(y1.MustSub(y0, false)).MustAbs(false).MustSumDimIntlist([]int64{-1}, false, gotch.Float, true))
 	v := diff.Vals().([]float32)
@@ -490,4 +492,105 @@ func TestEvalHoldsNoGraph(t *testing.T) {
 		t.Error("logits with grad mode on do not require grad")
 	}
 	y.MustDrop()
+}
+
+// BenchmarkForward times an evaluation forward (224 px, batch 2: windowed,
+// shifted, padded and global stages) and a training step (forward and
+// backward, 64 px, batch 4) of nano for each variant.
+func BenchmarkForward(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for _, v := range Variants {
+		cfg, err := PresetConfig(v, "nano", 10)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.Depths = [4]int{2, 2, 2, 2}
+		m, err := New(cfg, gotch.CPU)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(v+"/eval224", func(b *testing.B) {
+			x := ts.MustRandn([]int64{2, 3, 224, 224}, gotch.Float, gotch.CPU)
+			defer x.MustDrop()
+			for i := 0; i < b.N; i++ {
+				torch.NoGrad(func() {
+					y, err := m.Forward(x, false)
+					if err != nil {
+						b.Fatal(err)
+					}
+					y.MustDrop()
+				})
+			}
+		})
+		b.Run(v+"/train64", func(b *testing.B) {
+			x := ts.MustRandn([]int64{4, 3, 64, 64}, gotch.Float, gotch.CPU)
+			defer x.MustDrop()
+			for i := 0; i < b.N; i++ {
+				y, err := m.Forward(x, true)
+				if err != nil {
+					b.Fatal(err)
+				}
+				loss := y.MustMean(gotch.Float, true)
+				loss.MustBackward()
+				loss.MustDrop()
+				for _, p := range m.Trainable() {
+					p.Tensor.ZeroGrad()
+				}
+			}
+		})
+		m.Close()
+	}
+}
+
+// The decay, mask and RoPE tables belong to the stage (MODEL.md sections 4,
+// 5, 7): one set per map size, an unshifted and a shifted pass set only
+// where the stage is windowed and has a shifted block, shared by the blocks.
+func TestTablesPerStage(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cfg := preset(t, "retention", "nano", 10)
+	cfg.Depths = [4]int{2, 1, 2, 2}
+	m := build(t, cfg)
+	for _, side := range []int64{224, 224, 100} {
+		x := randn(t, 1, 3, side, side)
+		noGrad(func() {
+			y, err := m.Forward(x, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y.MustDrop()
+		})
+		x.MustDrop()
+	}
+	// 224 px: maps 56, 28, 14, 7; 100 px: 25, 13, 7, 4 (stage 0 windowed, the others global).
+	for s, st := range m.stages {
+		if len(st.tables) != 2 {
+			t.Fatalf("stage %d: tables for %d map sizes, want 2 (224 and 100 px)", s, len(st.tables))
+		}
+		for size, tb := range st.tables {
+			shifted := tb.passes[1] != nil
+			if want := !tb.layout.Global && len(st.blocks) > 1; shifted != want {
+				t.Errorf("stage %d on %v: shifted pass tables %v, want %v", s, size, shifted, want)
+			}
+			if tb.passes[0] == nil || tb.cos == nil {
+				t.Errorf("stage %d on %v: no unshifted pass tables or RoPE table", s, size)
+			}
+			for i, b := range st.blocks {
+				bt := tb.forBlock(b.plan)
+				if wantShift := i % 2 * 3; !tb.layout.Global && bt.shift != wantShift || tb.layout.Global && bt.shift != 0 {
+					t.Errorf("stage %d block %d on %v: shift %d", s, i, size, bt.shift)
+				}
+				if bt.pass != tb.passes[min(bt.shift, 1)] {
+					t.Errorf("stage %d block %d on %v: not the stage's pass tables for its shift", s, i, size)
+				}
+			}
+		}
+	}
+	m.Close()
+	for s, st := range m.stages {
+		if len(st.tables) != 0 {
+			t.Errorf("stage %d keeps %d table sets after Close", s, len(st.tables))
+		}
+	}
 }

@@ -50,6 +50,13 @@ func (r *registry) ones(dims ...int64) *ts.Tensor {
 	return ts.MustOnes(dims, gotch.Float, r.device)
 }
 
+// full is a tensor of value v (ones times v).
+func (r *registry) full(v float64, dims ...int64) *ts.Tensor {
+	s := ts.FloatScalar(v)
+	defer s.MustDrop()
+	return r.ones(dims...).MustMulScalar(s, true)
+}
+
 func (r *registry) uniform(bound float64, dims ...int64) *ts.Tensor {
 	t := ts.MustEmpty(dims, gotch.Float, r.device)
 	t.MustUniform_(-bound, bound)

@@ -211,3 +211,36 @@ func manhattanBias(gammas []float64, h, w int) []float32 {
 	}
 	return out
 }
+
+// table is a float32 array and its shape, to become a constant tensor.
+type table struct {
+	data []float32
+	dims []int64
+}
+
+// windowTable spreads a per-head table (H, L, L) of one 1-D pass over its
+// windows and rows: (nW, H, X, L, L), set to fill wherever the pass mask
+// (nW, X, L, L) of windowPassMasks forbids the pair. Without a mask it is
+// the per-head table as (1, H, 1, L, L), to broadcast over windows and rows.
+func windowTable(perHead []float32, heads, l int, mask []bool, nW, x int, fill float32) table {
+	if mask == nil {
+		return table{perHead, []int64{1, int64(heads), 1, int64(l), int64(l)}}
+	}
+	ll := l * l
+	out := make([]float32, nW*heads*x*ll)
+	for wi := 0; wi < nW; wi++ {
+		for hd := 0; hd < heads; hd++ {
+			for xi := 0; xi < x; xi++ {
+				dst := out[((wi*heads+hd)*x+xi)*ll:][:ll]
+				ok := mask[(wi*x+xi)*ll:][:ll]
+				for p := range dst {
+					dst[p] = fill
+					if ok[p] {
+						dst[p] = perHead[hd*ll+p]
+					}
+				}
+			}
+		}
+	}
+	return table{out, []int64{int64(nW), int64(heads), int64(x), int64(l), int64(l)}}
+}
