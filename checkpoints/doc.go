@@ -2,8 +2,9 @@
 // formats. The file formats are handled in pure Go; gotch.go bridges to
 // libtorch tensors (FromTorchTensor, ToTorchTensor), model.go to gsrmt
 // models (ModelStateDict, LoadModelState, LoadWeights, ReadCheckpoint,
-// ExportSafetensors) and training.go holds gsrmt's training checkpoint
-// (SaveTraining, LoadTraining, ReadConfig; DATA.md, Checkpoints).
+// CheckModelState, Checkpoint.BuildModel, ExportSafetensors) and
+// training.go holds gsrmt's training checkpoint (SaveTraining,
+// LoadTraining, ReadConfig; DATA.md, Checkpoints).
 //
 // Save and Write produce the zip serialization that torch.save writes since
 // PyTorch 1.6 (records <archive>/data.pkl, <archive>/byteorder,

@@ -3,6 +3,8 @@ package checkpoints
 import (
 	"bytes"
 	"testing"
+
+	"github.com/gsrmt/gsrmt/gsrmt"
 )
 
 func fuzzSeedTree(t testing.TB) *Dict {
@@ -59,6 +61,74 @@ func FuzzReadSafetensors(f *testing.F) {
 		for _, nt := range ts {
 			if _, err := nt.Tensor.Bytes(); err != nil {
 				t.Fatalf("read an invalid tensor %q: %v", nt.Name, err)
+			}
+		}
+	})
+}
+
+// FuzzReadCheckpoint checks the whole path from a weights file to a model
+// plan: ReadCheckpoint's format detection (zip, legacy pickle,
+// safetensors), our training checkpoint's sections and config, and
+// CheckModelState's limits and shape plan for whatever config the input
+// holds. No input may panic, or pass a config beyond the limits.
+func FuzzReadCheckpoint(f *testing.F) {
+	cfg := gsrmt.Config{Variant: "swat", Dims: [4]int{4, 4, 8, 8}, Depths: [4]int{1, 1, 2, 1}, Heads: [4]int{1, 1, 2, 2},
+		MLPRatios: [4]float64{1, 1, 1, 1}, WindowSize: 7, Windows: true, RoPE: true, Gate: "elementwise", SwatNorm: "row",
+		NumClasses: 3, InChans: 1, ImageSize: 32, DecayA: [4]float64{2, 2, 2, 2}, DecayR: [4]float64{4, 4, 6, 6}, HeadHidden: 4}
+	state := set(f, NewOrderedDict(), "stem.conv1.weight", mustTensor(f)(FromFloat32(Float32, []int64{2, 1, 3, 3}, make([]float32, 18))),
+		"stem.bn1.num_batches_tracked", mustTensor(f)(FromInt64(Int64, nil, []int64{7})))
+	top, err := trainingDict(nil, &TrainingState{ModelConfig: cfg, Model: state, Epoch: 1, Step: 2,
+		ConfigExtra: map[string]any{"dataset": "cifar10"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	var z bytes.Buffer
+	if err := Write(&z, top); err != nil {
+		f.Fatal(err)
+	}
+	seeds := [][]byte{z.Bytes(), writeLegacy(f, top, false)}
+	cfgDict, _ := top.Get("config")
+	var d bytes.Buffer
+	if err := Write(&d, set(f, NewDict(), "state_dict", state, "config", cfgDict)); err != nil {
+		f.Fatal(err)
+	}
+	seeds = append(seeds, d.Bytes())
+	named, err := NamedTensors(state)
+	if err != nil {
+		f.Fatal(err)
+	}
+	js, err := jsonConfig(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var st bytes.Buffer
+	if err := WriteSafetensors(&st, named, map[string]string{"config": string(js), "config_extra": `{"dataset":"x"}`}); err != nil {
+		f.Fatal(err)
+	}
+	seeds = append(seeds, st.Bytes())
+	for i, seed := range seeds {
+		// Each seed reaches the config and the shape plan.
+		ck, err := readCheckpoint(bytes.NewReader(seed), int64(len(seed)), "seed.pt")
+		if err != nil || ck.Config == nil {
+			f.Fatalf("seed %d: %v (config %v)", i, err, ck)
+		}
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ck, err := readCheckpoint(bytes.NewReader(data), int64(len(data)), "fuzz.pt")
+		if err != nil {
+			return
+		}
+		if ck.State == nil {
+			t.Fatalf("%s checkpoint without a state", ck.Kind)
+		}
+		if ck.Config == nil {
+			return
+		}
+		err = CheckModelState(*ck.Config, ck.State)
+		if err == nil {
+			if lerr := gsrmt.CheckLimits(*ck.Config); lerr != nil {
+				t.Fatalf("a config beyond the limits passed: %v", lerr)
 			}
 		}
 	})

@@ -1,8 +1,10 @@
 package checkpoints
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"unsafe"
 
 	"github.com/sugarme/gotch"
@@ -13,6 +15,55 @@ import (
 // The bridge between checkpoint tensors and libtorch tensors (gotch). Data
 // moves as raw little-endian bytes, so every dtype round-trips exactly:
 // float16 and bfloat16 keep their bits, bool stays one byte per element.
+
+// ErrOutOfMemory is matched (errors.Is) by errors of libtorch's allocators
+// ("DefaultCPUAllocator: can't allocate memory", "CUDA out of memory")
+// that this package reports.
+var ErrOutOfMemory = errors.New("libtorch could not allocate memory")
+
+// oneLineError is an error whose text is cut to one line; the full text
+// (libtorch's C++ frames, gotch's Go stack) stays reachable by Unwrap.
+type oneLineError struct {
+	line string
+	err  error
+}
+
+func (e *oneLineError) Error() string { return e.line }
+func (e *oneLineError) Unwrap() error { return e.err }
+
+// Is makes errors.Is(err, ErrOutOfMemory) true for allocation failures.
+func (e *oneLineError) Is(target error) bool {
+	if target != ErrOutOfMemory {
+		return false
+	}
+	l := strings.ToLower(e.line)
+	return strings.Contains(l, "can't allocate memory") || strings.Contains(l, "out of memory")
+}
+
+// torchError cuts an error that carries libtorch's text (gotch appends the
+// C++ "Exception raised from ..." frames and a Go stack trace) to its first
+// meaningful line, with "Libtorch API Error: " shortened to "libtorch: ".
+// A nil or one-line error is returned as it is.
+func torchError(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if !strings.ContainsAny(msg, "\r\n") {
+		return err
+	}
+	line := strings.TrimSpace(strings.SplitN(msg, "\n", 2)[0])
+	for _, l := range strings.FieldsFunc(msg, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "Exception raised from") || strings.HasPrefix(l, "frame #") {
+			continue
+		}
+		line = l
+		break
+	}
+	line = strings.Replace(line, "Libtorch API Error: ", "libtorch: ", 1)
+	return &oneLineError{line: line, err: err}
+}
 
 // gotchDType maps a checkpoint dtype to gotch's.
 func gotchDType(d DType) (gotch.DType, error) {
@@ -81,12 +132,12 @@ func FromTorchTensor(t *ts.Tensor) (out *Tensor, err error) {
 	defer runtime.UnlockOSThread()
 	defer func() {
 		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("checkpoints: FromTorchTensor: %v", r)
+			out, err = nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", torchError(fmt.Errorf("%v", r)))
 		}
 	}()
 	defined, err := t.Defined()
 	if err != nil {
-		return nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", err)
+		return nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", torchError(err))
 	}
 	if !defined {
 		return nil, fmt.Errorf("checkpoints: FromTorchTensor: undefined tensor")
@@ -97,7 +148,7 @@ func FromTorchTensor(t *ts.Tensor) (out *Tensor, err error) {
 	}
 	shape, err := t.Size()
 	if err != nil {
-		return nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", err)
+		return nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", torchError(err))
 	}
 	n, err := numel(shape)
 	if err != nil {
@@ -109,7 +160,7 @@ func FromTorchTensor(t *ts.Tensor) (out *Tensor, err error) {
 		// when needed, then copies numel elements of the given size.
 		lib.AtCopyData(lib.Ctensor(t.Ctensor()), unsafe.Pointer(&data[0]), uint(n), uint(dt.Size()))
 		if err := ts.TorchErr(); err != nil {
-			return nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", err)
+			return nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", torchError(err))
 		}
 	}
 	return NewTensor(dt, shape, data)
@@ -134,7 +185,7 @@ func ToTorchTensor(t *Tensor, device gotch.Device) (out *ts.Tensor, err error) {
 	defer runtime.UnlockOSThread()
 	defer func() {
 		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("checkpoints: ToTorchTensor: %v", r)
+			out, err = nil, fmt.Errorf("checkpoints: ToTorchTensor: %w", torchError(fmt.Errorf("%v", r)))
 		}
 	}()
 	// at_tensor_of_data needs at least one dimension: build 0-dim tensors
@@ -150,18 +201,18 @@ func ToTorchTensor(t *Tensor, device gotch.Device) (out *ts.Tensor, err error) {
 	}
 	ct := lib.AtTensorOfData(unsafe.Pointer(&buf[0]), shape, uint(len(shape)), uint(t.DType().Size()), int(gdt.CKind()))
 	if err := ts.TorchErr(); err != nil {
-		return nil, fmt.Errorf("checkpoints: ToTorchTensor: %w", err)
+		return nil, fmt.Errorf("checkpoints: ToTorchTensor: %w", torchError(err))
 	}
 	runtime.KeepAlive(buf)
 	x := ts.New(ct)
 	if scalar {
 		if x, err = x.Squeeze(true); err != nil {
-			return nil, fmt.Errorf("checkpoints: ToTorchTensor: %w", err)
+			return nil, fmt.Errorf("checkpoints: ToTorchTensor: %w", torchError(err))
 		}
 	}
 	if device.Name != gotch.CPU.Name {
 		if x, err = x.To(device, true); err != nil {
-			return nil, fmt.Errorf("checkpoints: ToTorchTensor: to %v: %w", device, err)
+			return nil, fmt.Errorf("checkpoints: ToTorchTensor: to %v: %w", device, torchError(err))
 		}
 	}
 	return x, nil

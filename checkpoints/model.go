@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,8 +94,15 @@ func (r LoadReport) Skipped() []string {
 	return out
 }
 
-// Problems describes every missing key, unexpected key and mismatch, one
-// clause per kind, in the manner of PyTorch's load_state_dict error.
+// maxListed is how many names of each kind Problems lists before it
+// gives a count of the rest.
+const maxListed = 10
+
+// Problems describes the missing keys, unexpected keys and mismatches, one
+// clause per kind, in the manner of PyTorch's load_state_dict error; each
+// clause names its first maxListed entries and counts the others (the
+// report holds them all), so that a checkpoint of another architecture
+// gives a readable line rather than thousands of names.
 func (r LoadReport) Problems() string {
 	var parts []string
 	if len(r.Missing) > 0 {
@@ -104,68 +112,78 @@ func (r LoadReport) Problems() string {
 		parts = append(parts, fmt.Sprintf("%d unexpected key(s) in state_dict: %s", len(r.Unexpected), quoteAll(r.Unexpected)))
 	}
 	if len(r.Mismatched) > 0 {
-		s := make([]string, len(r.Mismatched))
-		for i, m := range r.Mismatched {
-			s[i] = m.String()
+		s := make([]string, 0, min(len(r.Mismatched), maxListed))
+		for _, m := range r.Mismatched[:min(len(r.Mismatched), maxListed)] {
+			s = append(s, m.String())
 		}
-		parts = append(parts, fmt.Sprintf("%d size mismatch(es): %s", len(r.Mismatched), strings.Join(s, ", ")))
+		parts = append(parts, fmt.Sprintf("%d size mismatch(es): %s%s", len(r.Mismatched), strings.Join(s, ", "), more(len(r.Mismatched))))
 	}
 	return strings.Join(parts, "; ")
 }
 
-func quoteAll(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = fmt.Sprintf("%q", n)
+// more is the ", and N more" ending of a list cut at maxListed.
+func more(n int) string {
+	if n <= maxListed {
+		return ""
 	}
-	return strings.Join(q, ", ")
+	return fmt.Sprintf(", and %d more", n-maxListed)
 }
 
-// StateMismatchError is LoadModelState's error in strict mode: it lists
-// every problem at once.
+func quoteAll(names []string) string {
+	q := make([]string, 0, min(len(names), maxListed))
+	for _, n := range names[:min(len(names), maxListed)] {
+		q = append(q, fmt.Sprintf("%q", n))
+	}
+	return strings.Join(q, ", ") + more(len(names))
+}
+
+// StateMismatchError is LoadModelState's error in strict mode, and
+// CheckModelState's: its Report lists every problem, its message the
+// first of each kind (LoadReport.Problems).
 type StateMismatchError struct {
 	Report LoadReport
+	// ModelElems and StateElems count the elements of the model's state and
+	// of the state_dict's tensors, when the two differ (else 0).
+	ModelElems, StateElems int64
 }
 
 func (e *StateMismatchError) Error() string {
-	return "checkpoints: state_dict does not match the model: " + e.Report.Problems()
+	msg := "checkpoints: state_dict does not match the model: "
+	if e.ModelElems != e.StateElems {
+		msg += fmt.Sprintf("the model has %d elements, the state_dict's tensors %d; ", e.ModelElems, e.StateElems)
+	}
+	return msg + e.Report.Problems()
 }
 
-// LoadModelState copies a state_dict into m. Keys are matched by name
-// (a "module." or "_orig_mod." prefix on every key, as DataParallel and
-// torch.compile write, is removed first); float tensors of any float dtype
-// are cast to the model's float32, counters take any integer dtype.
-//
-// strict: every key must match, with the right shape; otherwise nothing is
-// loaded and the error (a *StateMismatchError) lists every missing key,
-// unexpected key and mismatch. Non-strict: the entries that fit are loaded,
-// the others are skipped and listed in the report (for example a classifier
-// head of another class count when fine-tuning); it is an error only when
-// nothing at all fits.
-func LoadModelState(m *gsrmt.Model, state *Dict, strict bool) (LoadReport, error) {
+// stateEntry is a name the model's state has, with its shape.
+type stateEntry struct {
+	name  string
+	shape []int64
+}
+
+// stateLoad is a state_dict tensor that fits the model entry name.
+type stateLoad struct {
+	name string
+	t    *Tensor
+}
+
+// matchState compares a state_dict with the entries of a model, as
+// LoadModelState describes, and returns the report (nothing is loaded yet)
+// and the tensors that fit, in the state_dict's order.
+func matchState(model []stateEntry, state *Dict) (LoadReport, []stateLoad) {
 	var rep LoadReport
-	if state == nil {
-		return rep, errors.New("checkpoints: nil state_dict")
-	}
 	entries, prefix := stripPrefix(state.Entries())
 	rep.StrippedPrefix = prefix
 
-	params := m.Params()
-	defer dropCounters(params)
 	type want struct {
 		shape []int64
 		found bool
 	}
-	byName := make(map[string]*want, len(params))
-	for _, p := range params {
-		byName[p.Name] = &want{shape: p.Tensor.MustSize()}
+	byName := make(map[string]*want, len(model))
+	for _, e := range model {
+		byName[e.name] = &want{shape: e.shape}
 	}
-
-	type load struct {
-		name string
-		t    *Tensor
-	}
-	var loads []load
+	var loads []stateLoad
 	for _, e := range entries {
 		name, ok := e.Key.(string)
 		if !ok {
@@ -206,13 +224,39 @@ func LoadModelState(m *gsrmt.Model, state *Dict, strict bool) (LoadReport, error
 				continue
 			}
 		}
-		loads = append(loads, load{name, t})
+		loads = append(loads, stateLoad{name, t})
 	}
-	for _, p := range params {
-		if !byName[p.Name].found {
-			rep.Missing = append(rep.Missing, p.Name)
+	for _, e := range model {
+		if !byName[e.name].found {
+			rep.Missing = append(rep.Missing, e.name)
 		}
 	}
+	return rep, loads
+}
+
+// LoadModelState copies a state_dict into m. Keys are matched by name
+// (a "module." or "_orig_mod." prefix on every key, as DataParallel and
+// torch.compile write, is removed first); float tensors of any float dtype
+// are cast to the model's float32, counters take any integer dtype.
+//
+// strict: every key must match, with the right shape; otherwise nothing is
+// loaded and the error is a *StateMismatchError, whose Report lists every
+// missing key, unexpected key and mismatch. Non-strict: the entries that
+// fit are loaded, the others are skipped and listed in the report (for
+// example a classifier head of another class count when fine-tuning); it is
+// an error only when nothing at all fits. libtorch's errors come back as
+// one line.
+func LoadModelState(m *gsrmt.Model, state *Dict, strict bool) (LoadReport, error) {
+	if state == nil {
+		return LoadReport{}, errors.New("checkpoints: nil state_dict")
+	}
+	params := m.Params()
+	defer dropCounters(params)
+	model := make([]stateEntry, len(params))
+	for i, p := range params {
+		model[i] = stateEntry{name: p.Name, shape: p.Tensor.MustSize()}
+	}
+	rep, loads := matchState(model, state)
 	if strict && !rep.OK() {
 		return rep, &StateMismatchError{Report: rep}
 	}
@@ -227,11 +271,83 @@ func LoadModelState(m *gsrmt.Model, state *Dict, strict bool) (LoadReport, error
 		err = m.SetTensor(l.name, x)
 		x.MustDrop()
 		if err != nil {
-			return rep, fmt.Errorf("checkpoints: load %s: %w", l.name, err)
+			return rep, fmt.Errorf("checkpoints: load %s: %w", l.name, torchError(err))
 		}
 		rep.Loaded = append(rep.Loaded, l.name)
 	}
 	return rep, nil
+}
+
+// CheckModelState checks, before any tensor is allocated, that a model of
+// cfg can be built and loaded strictly from state: cfg must be within
+// gsrmt's limits (gsrmt.CheckLimits: the error wraps gsrmt.ErrLimit and
+// names the field, its value and the limit), and every name, shape and
+// dtype the model has must be in state and nothing else (a
+// *StateMismatchError, as a strict LoadModelState reports it, with the two
+// element counts when they differ). The model is planned with
+// gsrmt.StateShapes, never built, so a config that a small file claims to
+// be huge costs nothing.
+func CheckModelState(cfg gsrmt.Config, state *Dict) error {
+	if state == nil {
+		return errors.New("checkpoints: nil state_dict")
+	}
+	if err := gsrmt.CheckLimits(cfg); err != nil {
+		return fmt.Errorf("checkpoints: config %w", err)
+	}
+	plan := gsrmt.StateShapes(cfg)
+	model := make([]stateEntry, len(plan))
+	var modelElems int64
+	for i, e := range plan {
+		model[i] = stateEntry{name: e.Name, shape: e.Shape}
+		modelElems += shapeNumel(e.Shape)
+	}
+	rep, _ := matchState(model, state)
+	if rep.OK() {
+		return nil
+	}
+	var stateElems int64
+	for _, e := range state.Entries() {
+		if t, ok := e.Value.(*Tensor); ok {
+			stateElems += shapeNumel(t.Shape)
+		}
+	}
+	err := &StateMismatchError{Report: rep}
+	if modelElems != stateElems {
+		err.ModelElems, err.StateElems = modelElems, stateElems
+	}
+	return err
+}
+
+// shapeNumel is the element count of a shape, saturating instead of
+// overflowing for the shapes of a corrupt file.
+func shapeNumel(shape []int64) int64 {
+	n, err := numel(shape)
+	if err != nil {
+		return math.MaxInt64
+	}
+	return n
+}
+
+// BuildModel builds the model cfg describes on device and loads the
+// checkpoint's weights into it strictly, after CheckModelState has passed:
+// a config beyond gsrmt's limits, or one that does not fit the file's
+// tensors, is refused before anything is allocated. cfg is the file's own
+// config (ck.Config), possibly with another ImageSize, or for a file
+// without one the config the caller describes. Errors name the file and
+// are one line (libtorch's are cut to their message).
+func (ck *Checkpoint) BuildModel(cfg gsrmt.Config, device gotch.Device) (*gsrmt.Model, error) {
+	if err := CheckModelState(cfg, ck.State); err != nil {
+		return nil, fmt.Errorf("%s: %w", ck.Path, err)
+	}
+	m, err := gsrmt.New(cfg, device)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ck.Path, torchError(err))
+	}
+	if _, err := LoadModelState(m, ck.State, true); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("%s: %w", ck.Path, err)
+	}
+	return m, nil
 }
 
 func sameShape(a, b []int64) bool {
@@ -273,22 +389,32 @@ func stripPrefix(entries []DictEntry) ([]DictEntry, string) {
 // extension, or, for other names, by its content (a little-endian header
 // length followed by a JSON object).
 func IsSafetensors(path string) (bool, error) {
-	if strings.EqualFold(filepath.Ext(path), ".safetensors") {
-		return true, nil
-	}
 	f, err := os.Open(path)
 	if err != nil {
+		if strings.EqualFold(filepath.Ext(path), ".safetensors") {
+			return true, nil
+		}
 		return false, err
 	}
 	defer f.Close()
+	return isSafetensors(path, f), nil
+}
+
+// isSafetensors decides by the extension of path, else by sniffing the
+// first bytes of r: a little-endian header length then '{', where a .pt
+// starts with "PK" (zip) or 0x80 (pickle).
+func isSafetensors(path string, r io.ReaderAt) bool {
+	if strings.EqualFold(filepath.Ext(path), ".safetensors") {
+		return true
+	}
 	var head [9]byte
-	if _, err := io.ReadFull(f, head[:]); err != nil {
-		return false, nil // too short for either format; the reader says why
+	if n, _ := r.ReadAt(head[:], 0); n < len(head) {
+		return false // too short for either format; the reader says why
 	}
 	if bytes.HasPrefix(head[:], []byte("PK")) || head[0] == 0x80 {
-		return false, nil
+		return false
 	}
-	return head[8] == '{', nil
+	return head[8] == '{'
 }
 
 // Checkpoint is what a weights file holds, whatever its format.
@@ -315,15 +441,26 @@ type Checkpoint struct {
 // extension or content), with the model config when the file records one.
 // Errors name the file.
 func ReadCheckpoint(path string) (*Checkpoint, error) {
-	isST, err := IsSafetensors(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoints: %w", err)
 	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("checkpoints: %w", err)
+	}
+	return readCheckpoint(f, fi.Size(), path)
+}
+
+// readCheckpoint is ReadCheckpoint on size bytes of r, with path naming
+// them (and, by its extension, choosing safetensors).
+func readCheckpoint(r io.ReaderAt, size int64, path string) (*Checkpoint, error) {
 	ck := &Checkpoint{Path: path}
-	if isST {
-		tensors, md, err := LoadSafetensors(path)
+	if isSafetensors(path, r) {
+		tensors, md, err := readSafetensors(r, size)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("checkpoints: load %s: %w", path, err)
 		}
 		ck.Kind, ck.State, ck.Metadata = "safetensors", TensorDict(tensors), md
 		if _, ok := md["config"]; ok {
@@ -335,9 +472,9 @@ func ReadCheckpoint(path string) (*Checkpoint, error) {
 		}
 		return ck, nil
 	}
-	v, err := Load(path)
+	v, err := read(r, size)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("checkpoints: load %s: %w", path, err)
 	}
 	if top, ok := v.(*Dict); ok {
 		if f, _ := top.Get("format"); f == Format {

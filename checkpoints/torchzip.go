@@ -230,6 +230,11 @@ func read(r io.ReaderAt, size int64) (any, error) {
 	return nil, fmt.Errorf("not a PyTorch checkpoint: starts with %q, want a zip archive or a pickle", magic[:n])
 }
 
+// ErrDuplicateRecord is returned (wrapped, with the record's name) for a zip
+// checkpoint that holds two records of the same name: a forged or corrupt
+// file, which torch.load and this package would read differently.
+var ErrDuplicateRecord = errors.New("zip archive holds two records of the same name")
+
 func readZip(r io.ReaderAt, size int64) (any, error) {
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
@@ -238,6 +243,11 @@ func readZip(r io.ReaderAt, size int64) (any, error) {
 	files := make(map[string]*zip.File, len(zr.File))
 	prefix := ""
 	for _, f := range zr.File {
+		if _, dup := files[f.Name]; dup {
+			// torch.load reads the first of two records with one name;
+			// reading either would make the two disagree on the weights.
+			return nil, fmt.Errorf("%w: %q", ErrDuplicateRecord, f.Name)
+		}
 		files[f.Name] = f
 		// PyTorch's reader takes the archive name from the records; the
 		// pickle is <archive>/data.pkl.

@@ -2,12 +2,11 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/gsrmt/gsrmt/checkpoints"
-	"github.com/gsrmt/gsrmt/gsrmt"
-	"github.com/sugarme/gotch"
 	"github.com/urfave/cli/v2"
 )
 
@@ -40,8 +39,9 @@ func convertCommand() *cli.Command {
    safetensors  the state_dict in the safetensors format, with the model config JSON in the metadata
                 ("config") when one is known.
 When a model config is known, the weights are checked against it (every name and shape, as a strict
-load) before anything is written. A "module." (DataParallel) or "_orig_mod." (torch.compile) prefix on
-every key is removed. Tensors keep their dtype. --classes defaults to the rows of head.fc.weight.
+load, and gsrmt's size limits) before anything is written. --out must not be the --in file (same path
+or a link to it). A "module." (DataParallel) or "_orig_mod." (torch.compile) prefix on every key is
+removed. Tensors keep their dtype. --classes defaults to the rows of head.fc.weight.
 
 Examples:
    gsrmt-cli convert --in runs/cifar/best.pt --out best.safetensors
@@ -63,6 +63,9 @@ func runConvert(c *cli.Context) error {
 	}
 	if out == "" {
 		return usagef("convert: --out is required: the file to write")
+	}
+	if err := distinctFiles(in, out); err != nil {
+		return err
 	}
 	to := c.String("to")
 	if c.IsSet("to") {
@@ -127,7 +130,7 @@ func runConvert(c *cli.Context) error {
 	}
 
 	if cfg != nil {
-		if err := checkAgainstConfig(*cfg, state); err != nil {
+		if err := checkpoints.CheckModelState(*cfg, state); err != nil {
 			return fmt.Errorf("convert: %s: %w", in, err)
 		}
 	}
@@ -178,14 +181,27 @@ func runConvert(c *cli.Context) error {
 	return nil
 }
 
-// checkAgainstConfig builds the model on the CPU and loads state strictly:
-// every name, shape and dtype must fit.
-func checkAgainstConfig(cfg gsrmt.Config, state *checkpoints.Dict) error {
-	m, err := gsrmt.New(cfg, gotch.CPU)
-	if err != nil {
-		return err
+// distinctFiles refuses an --out that is the --in file (the same path, or
+// the same file through a symbolic or hard link): convert drops the
+// optimizer, scheduler, EMA and RNG state, so writing over the input would
+// lose them.
+func distinctFiles(in, out string) error {
+	refuse := func() error {
+		return usagef("convert: --out %s is the same file as --in %s: write the converted checkpoint to another path (convert drops the optimizer and EMA state, so it never rewrites its input)", out, in)
 	}
-	defer m.Close()
-	_, err = checkpoints.LoadModelState(m, state, true)
-	return err
+	if filepath.Clean(in) == filepath.Clean(out) {
+		return refuse()
+	}
+	fo, err := os.Stat(out)
+	if err != nil {
+		return nil // no such file yet (or unreadable: the write reports it)
+	}
+	fi, err := os.Stat(in)
+	if err != nil {
+		return nil // reading --in reports it
+	}
+	if os.SameFile(fi, fo) {
+		return refuse()
+	}
+	return nil
 }

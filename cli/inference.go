@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/gsrmt/gsrmt/checkpoints"
@@ -35,13 +34,18 @@ func openCheckpoint(c *cli.Context) (*loaded, gotch.Device, error) {
 }
 
 // loadForInference builds the model a checkpoint describes (or, for a bare
-// state_dict, the one the model flags describe) and loads its weights strictly.
+// state_dict, the one the model flags describe) and loads its weights
+// strictly. The file is read once, and its config is checked against its
+// tensors and gsrmt's limits before the model is allocated
+// (checkpoints.Checkpoint.BuildModel).
 func loadForInference(c *cli.Context, path string, dev gotch.Device) (*loaded, error) {
 	l := &loaded{}
-	cfg, extra, err := checkpoints.ReadConfig(path)
-	switch {
-	case err == nil:
-		l.cfg, l.extra, l.ours = cfg, extra, true
+	ck, err := checkpoints.ReadCheckpoint(path)
+	if err != nil {
+		return nil, fmt.Errorf("--checkpoint: %w", err)
+	}
+	if ck.Config != nil {
+		l.cfg, l.extra, l.ours = *ck.Config, ck.ConfigExtra, true
 		for _, flag := range []string{"variant", "preset", "classes", "model-config"} {
 			if c.IsSet(flag) {
 				fmt.Fprintf(c.App.ErrWriter, "note: --%s is ignored: %s records its model config\n", flag, path)
@@ -50,25 +54,19 @@ func loadForInference(c *cli.Context, path string, dev gotch.Device) (*loaded, e
 		if c.IsSet("img-size") {
 			l.cfg.ImageSize = c.Int("img-size")
 		}
-	case errors.Is(err, checkpoints.ErrNoConfig):
+	} else {
 		if !c.IsSet("variant") && !c.IsSet("preset") && !c.IsSet("model-config") {
 			return nil, usagef("--checkpoint %s is a bare state_dict: say which model it holds with --variant, --preset, --classes and --img-size", path)
 		}
 		if l.cfg, err = configFromFlags(c); err != nil {
 			return nil, err
 		}
-	default:
-		return nil, fmt.Errorf("--checkpoint %s: %w", path, err)
 	}
 	if l.cfg.ImageSize == 0 {
 		l.cfg.ImageSize = c.Int("img-size")
 	}
-	if l.model, err = gsrmt.New(l.cfg, dev); err != nil {
-		return nil, err
-	}
-	if _, err := checkpoints.LoadWeights(path, l.model, true); err != nil {
-		l.model.Close()
-		return nil, fmt.Errorf("--checkpoint %s: %w", path, err)
+	if l.model, err = ck.BuildModel(l.cfg, dev); err != nil {
+		return nil, fmt.Errorf("--checkpoint %w", err)
 	}
 	l.norm = datasets.Normalize{Mean: datasets.ImageNetMean, Std: datasets.ImageNetStd}
 	if m, s := floats3(l.extra["norm_mean"]), floats3(l.extra["norm_std"]); m != nil && s != nil {
