@@ -15,6 +15,10 @@
 # that compiles gotch's C++ once (about 2.5 minutes on 2 cores) so later builds are fast;
 # GOTCH_SRC=DIR takes gotch's pristine source from DIR instead of the Go module cache (the offline
 # bundle of scripts/device-check.sh).
+#
+# internal/dist (torch.distributed's c10d) gets its own generated flags: Gloo when gloo's headers
+# are found (Debian: libgloo-dev), NCCL when the libtorch has CUDA and nccl.h and the CUDA runtime
+# headers are found (CUDA_HOME, NCCL_INCLUDE=DIR to point at them); a probe compile decides.
 set -euo pipefail
 
 GOTCH_VERSION=v0.9.1
@@ -202,11 +206,127 @@ if [ ! -f internal/torch/zz_cgo_flags.go ] || [ "$(cat internal/torch/zz_cgo_fla
     say "step 3: wrote internal/torch/zz_cgo_flags.go"
 fi
 
+# internal/dist (c10d through a C++ shim): libtorch's ProcessGroupGloo.hpp and ProcessGroupNCCL.hpp
+# are empty unless USE_C10D_GLOO / USE_C10D_NCCL are defined, and need gloo's headers (Debian:
+# libgloo-dev) and, for NCCL, nccl.h and the CUDA runtime headers. Each backend is compiled in only
+# when the shim compiles and links with it (a probe, remembered in the generated file), so a
+# machine without them still builds, with fewer backends (dist.Available() lists them).
+if [ -f internal/dist/shim.cpp ]; then
+    distcpp="-D_GLIBCXX_USE_CXX11_ABI=$ABI $incflags"
+    gloo_found=""
+    for d in "$INC" /usr/include /usr/local/include; do
+        if [ -f "$d/gloo/algorithm.h" ]; then
+            gloo_found=$d
+            break
+        fi
+    done
+    glooflags=""
+    if [ -n "$gloo_found" ]; then
+        glooflags="-DUSE_C10D_GLOO"
+        case "$gloo_found" in "$INC" | /usr/include) ;; *) glooflags="$glooflags -I$gloo_found" ;; esac
+    fi
+    ncclflags=""
+    if [ "$CUDA" = true ]; then
+        cuda_inc="" nccl_inc=""
+        for d in "${CUDA_HOME:+$CUDA_HOME/include}" "${CUDA_PATH:+$CUDA_PATH/include}" /usr/local/cuda/include \
+            "$ROOT/../nvidia/cuda_runtime/include" /usr/include; do
+            if [ -n "$d" ] && [ -f "$d/cuda_runtime_api.h" ]; then cuda_inc=$(cd "$d" && pwd); break; fi
+        done
+        for d in "${NCCL_INCLUDE:-}" "$INC" "$cuda_inc" "$ROOT/../nvidia/nccl/include" /usr/include /usr/local/include; do
+            if [ -n "$d" ] && [ -f "$d/nccl.h" ]; then nccl_inc=$(cd "$d" && pwd); break; fi
+        done
+        if [ -n "$cuda_inc" ] && [ -n "$nccl_inc" ]; then
+            ncclflags="-DUSE_C10D_NCCL"
+            [ "$cuda_inc" = /usr/include ] || ncclflags="$ncclflags -I$cuda_inc"
+            [ "$nccl_inc" = /usr/include ] || [ "$nccl_inc" = "$cuda_inc" ] || ncclflags="$ncclflags -I$nccl_inc"
+        else
+            say "step 3: CUDA libtorch but no $([ -n "$cuda_inc" ] || printf 'cuda_runtime_api.h ')$([ -n "$nccl_inc" ] || printf 'nccl.h ')found: internal/dist is built without NCCL (set CUDA_HOME, or NCCL_INCLUDE to the folder of nccl.h)"
+        fi
+    fi
+    distlibs="-L$LIB -Wl,-rpath,$LIB -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10$cudalibs -Wl,--as-needed -lstdc++"
+    # The probe compiles and links the shim with a set of defines; the key says what was probed.
+    probe_key() { cat internal/dist/shim.cpp internal/dist/shim.h <(printf '%s|%s|%s|%s|%s' "$distcpp" "$1" "$CXXSTD" "$distlibs" "$CXX") | cksum | cut -d' ' -f1; }
+    probe() { # $1: extra defines; prints nothing, returns the compiler's status
+        local tmp rc
+        tmp=$(mktemp -d)
+        # shellcheck disable=SC2086
+        "$CXX" -std="$CXXSTD" -O0 -fPIC -shared $distcpp $1 internal/dist/shim.cpp -o "$tmp/probe.so" \
+            -Wl,--no-undefined $distlibs >"$tmp/log" 2>&1
+        rc=$?
+        [ $rc = 0 ] || { say "  the probe failed; its last lines:"; tail -n 8 "$tmp/log" | sed 's/^/setup-libtorch:     /' >&2; }
+        rm -rf "$tmp"
+        return $rc
+    }
+    old_dist=""
+    [ -f internal/dist/zz_cgo_flags.go ] && old_dist=$(cat internal/dist/zz_cgo_flags.go)
+    chosen="" chosen_key=""
+    candidates=()
+    [ -n "$glooflags" ] && [ -n "$ncclflags" ] && candidates+=("$glooflags $ncclflags")
+    [ -n "$ncclflags" ] && candidates+=("$ncclflags")
+    [ -n "$glooflags" ] && candidates+=("$glooflags")
+    for defs in "${candidates[@]}"; do
+        key=$(probe_key "$defs")
+        if grep -qx "// probe: $key ok" <<<"$old_dist"; then
+            chosen=$defs chosen_key=$key
+            break
+        fi
+    done
+    failed_keys=""
+    if [ -z "$chosen_key" ]; then
+        for defs in "${candidates[@]}"; do
+            key=$(probe_key "$defs")
+            if grep -qx "// probe: $key failed" <<<"$old_dist"; then
+                say "step 3: the internal/dist shim did not build with $defs last time (inputs unchanged): skipped"
+                failed_keys="$failed_keys// probe: $key failed
+"
+                continue
+            fi
+            say "step 3: probing the internal/dist shim with $defs (about 30 s)"
+            if probe "$defs"; then
+                chosen=$defs chosen_key=$key
+                break
+            fi
+            failed_keys="$failed_keys// probe: $key failed
+"
+        done
+    fi
+    backends=""
+    case "$chosen" in *USE_C10D_GLOO*) backends="gloo" ;; esac
+    case "$chosen" in *USE_C10D_NCCL*) backends="${backends:+$backends, }nccl" ;; esac
+    if [ -z "$gloo_found" ]; then
+        say "step 3: no gloo headers (gloo/algorithm.h) found: internal/dist is built without Gloo; install libgloo-dev (scripts/install-deps.sh) and re-run"
+    fi
+    [ -n "$backends" ] || say "step 3: warning: internal/dist has no backend in this build: gsrmt runs single-process only"
+    distgo=$(cat <<EOF
+// Code generated by setup-libtorch.sh for libtorch $TORCH_VERSION ($SOURCE). DO NOT EDIT.
+// Backends of internal/dist: ${backends:-none}.
+${failed_keys}${chosen_key:+// probe: $chosen_key ok
+}
+package dist
+
+// #cgo CPPFLAGS: $distcpp${chosen:+ $chosen}
+// #cgo CXXFLAGS: -std=$CXXSTD -O2
+// #cgo LDFLAGS: $distlibs
+import "C"
+
+// distPreparedBySetupLibtorch is referenced by dist.go: a build without this
+// file fails on it, which means ./setup-libtorch.sh has not been run here.
+const distPreparedBySetupLibtorch = true
+EOF
+)
+    if [ "$old_dist" != "$distgo" ]; then
+        printf '%s\n' "$distgo" > internal/dist/zz_cgo_flags.go
+        say "step 3: wrote internal/dist/zz_cgo_flags.go (backends: ${backends:-none})"
+    fi
+fi
+
 # ---------------------------------------------------------------------------------------------
 # 4. Compile once, so the first `go test` does not spend minutes in gotch's C++.
 # ---------------------------------------------------------------------------------------------
 if [ "${GSRMT_SKIP_WARM:-}" != 1 ]; then
     say "step 4: building gotch and internal/torch (compiles gotch's C++ the first time: a few minutes; cached afterwards)"
-    go build "$GOTCH_MODULE/ts" ./internal/torch || die "building gotch and internal/torch failed with the prepared gotch (see above)"
+    warm=(./internal/torch)
+    [ -f internal/dist/zz_cgo_flags.go ] && warm+=(./internal/dist)
+    go build "$GOTCH_MODULE/ts" "${warm[@]}" || die "building gotch, ${warm[*]} failed with the prepared gotch (see above)"
 fi
 say "done in $(( $(date +%s) - T0 )) s: libtorch $TORCH_VERSION ($SOURCE), gotch prepared in $PREPARED"
