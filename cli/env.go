@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/gsrmt/gsrmt/internal/dist"
 	"github.com/gsrmt/gsrmt/internal/torch"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -28,6 +29,7 @@ type envReport struct {
 	BLAS            string   `json:"blas"`
 	ReferenceBLAS   bool     `json:"reference_blas"`
 	GoSysmon        string   `json:"go_sysmon"`
+	DistBackends    []string `json:"dist_backends"` // collectives this build has for data-parallel training
 	GotchVersion    string   `json:"gotch_version"`
 	StubbedOpsCount int      `json:"stubbed_ops"`
 	StubbedOps      []string `json:"stubbed_op_names,omitempty"`
@@ -86,6 +88,7 @@ func collectEnv() envReport {
 		BLAS:            blas,
 		ReferenceBLAS:   torch.ReferenceBLAS(blas),
 		GoSysmon:        sysmonState,
+		DistBackends:    dist.Available(),
 		GotchVersion:    b.GotchVersion,
 		StubbedOpsCount: len(b.StubbedOps),
 		StubbedOps:      b.StubbedOps,
@@ -146,6 +149,11 @@ func writeEnv(w io.Writer, r envReport) {
 		fmt.Fprintf(w, "BLAS:            %s\n", r.BLAS)
 	}
 	fmt.Fprintf(w, "Go sysmon:       %s\n", r.GoSysmon)
+	dists := "none (setup-libtorch.sh found no libgloo-dev headers: scripts/install-deps.sh, then ./setup-libtorch.sh)"
+	if len(r.DistBackends) > 0 {
+		dists = strings.Join(r.DistBackends, ", ") + " (torchrun, srun or --nproc: docs/DISTRIBUTED.md)"
+	}
+	fmt.Fprintf(w, "distributed:     %s\n", dists)
 	fmt.Fprintf(w, "gotch:           %s, prepared by setup-libtorch.sh (C++ ABI %d)\n", r.GotchVersion, r.CXX11ABI)
 	fmt.Fprintf(w, "stubbed ops:     %d gotch wrapper(s) whose ops libtorch %s lacks\n", r.StubbedOpsCount, r.LibtorchVersion)
 	if len(r.StubbedOps) > 0 {

@@ -115,9 +115,12 @@ func trainCommand() *cli.Command {
 		&cli.IntFlag{Name: "limit-train", Usage: "use the first N training images (0: all)"},
 		&cli.IntFlag{Name: "limit-eval", Usage: "use the first N test images (0: all)"},
 		&cli.IntFlag{Name: "eval-every", Value: 1, Usage: "evaluate every N epochs (and after the last)"},
+		&cli.IntFlag{Name: "save-every-steps", Usage: "also write last.pt every N steps inside an epoch (0: at each epoch's end only)"},
+		&cli.BoolFlag{Name: "check-replicas", Usage: "distributed: verify after every step that the ranks hold identical weights (a debugging aid)"},
 	}
 	flags = append(flags, modelFlags(10)...)
 	flags = append(flags, runtimeFlags(true)...)
+	flags = append(flags, distFlags()...)
 	return &cli.Command{
 		Name:  "train",
 		Usage: "train a model (AdamW, warmup + cosine, Mixup/CutMix, EMA) and evaluate it every epoch",
@@ -142,13 +145,36 @@ Examples:
 }
 
 func runTrain(c *cli.Context) error {
+	if n := c.Int("nproc"); n > 1 {
+		return launchLocal(c, n)
+	} else if n < 0 {
+		return usagef("--nproc %d: want a count of local ranks (0 or 1: this process alone)", n)
+	}
 	o, err := trainOptions(c)
 	if err != nil {
+		return err
+	}
+	if o.Group, err = joinGroup(c, &o); err != nil {
+		return err
+	}
+	if err := injectFault(&o); err != nil {
 		return err
 	}
 	ctx, stop := interruptContext(c.App.ErrWriter)
 	defer stop()
 	res, err := train.Run(ctx, o)
+	if err != nil && o.Group != nil {
+		// No Close: its barrier would wait for ranks that are in another
+		// collective. Exiting closes the connections, and the others fail.
+		err = fmt.Errorf("rank %d of %d: %w", o.Group.Rank(), o.Group.Size(), err)
+	} else if o.Group != nil {
+		if err := o.Group.Close(); err != nil {
+			return err
+		}
+		if o.Group.Rank() != 0 {
+			return nil // rank 0 reports for the group
+		}
+	}
 	switch {
 	case errors.Is(err, train.ErrRunExists), errors.Is(err, train.ErrBatchTooLarge):
 		return usagef("train: %v", err)
@@ -210,7 +236,7 @@ func trainOptions(c *cli.Context) (train.Options, error) {
 		return o, err
 	}
 	o.Out, o.Resume = out, resume
-	o.Overwrite, o.ResetOptimizer = c.Bool("overwrite"), c.Bool("reset-optimizer")
+	o.Overwrite, o.ResetOptimizer, o.CheckReplicas = c.Bool("overwrite"), c.Bool("reset-optimizer"), c.Bool("check-replicas")
 	o.Threads, o.Workers = c.Int("threads"), c.Int("workers")
 	if o.Device, err = parseDevice(c.String("device")); err != nil {
 		return o, err
@@ -349,7 +375,8 @@ func applyTrainFlags(c *cli.Context, o *train.Options) {
 			*dst = c.Float64(name)
 		}
 	}
-	ints := map[string]*int{"crop-padding": &o.CropPadding, "limit-train": &o.LimitTrain, "limit-eval": &o.LimitEval, "eval-every": &o.EvalEvery}
+	ints := map[string]*int{"crop-padding": &o.CropPadding, "limit-train": &o.LimitTrain, "limit-eval": &o.LimitEval, "eval-every": &o.EvalEvery,
+		"save-every-steps": &o.SaveEverySteps}
 	for name, dst := range ints {
 		if c.IsSet(name) {
 			*dst = c.Int(name)

@@ -101,10 +101,13 @@ func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error)
 	return p, nil
 }
 
-func (p *DataPlan) trainLoader(o *Options, classes int) (*datasets.Loader, error) {
+// trainLoader batches the training split of a shard (in a group of n
+// ranks, batches of o.Batch / n: together they make the global batch).
+func (p *DataPlan) trainLoader(o *Options, classes int, shard datasets.Shard) (*datasets.Loader, error) {
+	batch := o.Batch / max(1, shard.Count)
 	cfg := datasets.LoaderConfig{
-		BatchSize: o.Batch, Workers: o.Workers, Shuffle: true, DropLast: o.DropLast && p.Train.Len() >= o.Batch,
-		Seed: o.Seed, Transform: p.trainT, Normalize: p.Normalize, SkipBadImages: o.SkipBadImages,
+		BatchSize: batch, Workers: o.Workers, Shuffle: true, DropLast: o.DropLast && shard.Len(p.Train.Len()) >= batch,
+		Seed: o.Seed, Transform: p.trainT, Normalize: p.Normalize, SkipBadImages: o.SkipBadImages, Shard: shard,
 	}
 	if o.RandomErasing > 0 {
 		cfg.Erasing = &datasets.RandomErasing{P: o.RandomErasing}
@@ -115,10 +118,10 @@ func (p *DataPlan) trainLoader(o *Options, classes int) (*datasets.Loader, error
 	return datasets.NewLoader(p.Train, cfg)
 }
 
-func (p *DataPlan) evalLoader(o *Options, ds datasets.Dataset, batch int) (*datasets.Loader, error) {
+func (p *DataPlan) evalLoader(o *Options, ds datasets.Dataset, batch int, shard datasets.Shard) (*datasets.Loader, error) {
 	return datasets.NewLoader(ds, datasets.LoaderConfig{
 		BatchSize: batch, Workers: o.Workers, Seed: o.Seed, Transform: p.evalT, Normalize: p.Normalize,
-		SkipBadImages: o.SkipBadImages,
+		SkipBadImages: o.SkipBadImages, Shard: shard,
 	})
 }
 
@@ -194,7 +197,7 @@ func BenchData(ctx context.Context, o Options, batches int) (DataBenchResult, er
 		return res, err
 	}
 	res.TrainAugment = data.TrainAugment
-	l, err := data.trainLoader(&o, len(data.Train.Classes()))
+	l, err := data.trainLoader(&o, len(data.Train.Classes()), datasets.Shard{})
 	if err != nil {
 		return res, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gsrmt/gsrmt/datasets"
 	"github.com/gsrmt/gsrmt/gsrmt"
+	"github.com/gsrmt/gsrmt/internal/dist"
 	"github.com/gsrmt/gsrmt/internal/torch"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -51,6 +52,10 @@ type EvalOptions struct {
 	Confusion bool // also count the confusion matrix
 	// Progress, when set, is called after each batch with the images done.
 	Progress func(done int)
+	// Group, when set, means l holds this rank's shard of the split: the
+	// sums are added over the ranks, so that every rank returns the result
+	// of the whole split.
+	Group *dist.Group
 }
 
 // Evaluate runs m in eval mode without gradients over every batch of l
@@ -103,6 +108,11 @@ func Evaluate(m *gsrmt.Model, l *datasets.Loader, o EvalOptions) (res EvalResult
 			o.Progress(res.Images)
 		}
 	}
+	if o.Group != nil {
+		if err := reduceEval(o.Group, &res, &lossSum, &top1, &top5); err != nil {
+			return res, fmt.Errorf("evaluate: %w", err)
+		}
+	}
 	if res.Images == 0 {
 		return res, fmt.Errorf("evaluate: the split has no images")
 	}
@@ -110,6 +120,29 @@ func Evaluate(m *gsrmt.Model, l *datasets.Loader, o EvalOptions) (res EvalResult
 	res.Top1 = 100 * float64(top1) / float64(res.Images)
 	res.Top5 = 100 * float64(top5) / float64(res.Images)
 	return res, nil
+}
+
+// reduceEval adds an evaluation's sums (and confusion matrix) over the ranks.
+func reduceEval(g *dist.Group, res *EvalResult, lossSum *float64, top1, top5 *int) error {
+	vals := []float64{*lossSum, float64(*top1), float64(*top5), float64(res.Images), float64(res.NonFinite)}
+	for _, row := range res.Confusion {
+		for _, c := range row {
+			vals = append(vals, float64(c))
+		}
+	}
+	sums, err := g.AllReduceFloat64(vals)
+	if err != nil {
+		return err
+	}
+	*lossSum, *top1, *top5, res.Images, res.NonFinite = sums[0], int(sums[1]), int(sums[2]), int(sums[3]), int(sums[4])
+	k := 5
+	for _, row := range res.Confusion {
+		for j := range row {
+			row[j] = int64(sums[k])
+			k++
+		}
+	}
+	return nil
 }
 
 // evalBatch runs one batch forward without gradients and returns its

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/gsrmt/gsrmt/gsrmt"
+	"github.com/gsrmt/gsrmt/internal/dist"
 	"github.com/sugarme/gotch"
 )
 
@@ -64,6 +65,19 @@ type Options struct {
 	// (a converted or bare checkpoint) with fresh AdamW moments.
 	ResetOptimizer bool `json:"-"`
 
+	// Group, when set, makes the run one rank of a data-parallel group
+	// (docs/DISTRIBUTED.md): Batch is the global batch, each rank trains on
+	// Batch / size of it, and rank 0 alone writes Out.
+	Group *dist.Group `json:"-"`
+	// WorldSize is the number of ranks that trained the run (set by Run).
+	WorldSize int `json:"world-size"`
+	// CheckReplicas verifies after every step, not only after every epoch,
+	// that the ranks hold identical weights (a debugging aid).
+	CheckReplicas bool `json:"-"`
+	// SaveEverySteps, when positive, also writes last.pt every that many
+	// steps inside an epoch, bounding the work a crash loses.
+	SaveEverySteps int `json:"save-every-steps"`
+
 	Log      io.Writer `json:"-"` // progress and messages
 	Terminal bool      `json:"-"` // draw a progress bar instead of log lines
 	// OnStep, when set, is called after every optimizer step with the
@@ -74,7 +88,7 @@ type Options struct {
 // ResumeMayChange are the options that a resumed run may change on purpose:
 // more epochs extend a run; the others do not change what is learned. Every
 // other recorded option must equal the checkpoint's.
-var ResumeMayChange = []string{"epochs", "eval-every", "data-dir", "download", "skip-bad-images"}
+var ResumeMayChange = []string{"epochs", "eval-every", "data-dir", "download", "skip-bad-images", "world-size", "save-every-steps"}
 
 // ResumeConflicts compares the options of a run that resumes from a
 // checkpoint with the options the checkpoint recorded, and returns one line
@@ -207,6 +221,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("workers %d: want a positive count (0: one per CPU)", o.Workers)
 	case o.LimitTrain < 0 || o.LimitEval < 0:
 		return fmt.Errorf("limit-train %d / limit-eval %d: want non-negative counts", o.LimitTrain, o.LimitEval)
+	case o.SaveEverySteps < 0:
+		return fmt.Errorf("save-every-steps %d: want a non-negative count (0: at the end of each epoch only)", o.SaveEverySteps)
 	case o.EvalEvery < 1:
 		return fmt.Errorf("eval-every %d: want at least 1", o.EvalEvery)
 	case o.Out == "":

@@ -69,7 +69,10 @@ type runConfig struct {
 	GrayToRGB      bool      `json:"gray_to_rgb"`
 	Recipe         string    `json:"recipe"`
 	Epochs         int       `json:"epochs"`
-	BatchSize      int       `json:"batch_size"`
+	BatchSize      int       `json:"batch_size"` // the global batch: RankBatchSize on each of WorldSize ranks
+	WorldSize      int       `json:"world_size"`
+	RankBatchSize  int       `json:"rank_batch_size"`
+	DistBackend    string    `json:"dist_backend,omitempty"`
 	StepsPerEpoch  int       `json:"steps_per_epoch"`
 	LR             float64   `json:"lr"`
 	MinLR          float64   `json:"min_lr"`
@@ -111,12 +114,15 @@ func writeConfig(path string, r *run) error {
 		TrainImages: r.data.Train.Len(), TestImages: r.data.Test.Len(), ImgSize: o.ImgSize,
 		TrainAugment: r.data.TrainAugment, EvalTransform: r.data.EvalTransform,
 		NormMean: n.Mean[:], NormStd: n.Std[:], GrayToRGB: n.OutChannels == 3 && datasets.NativeSide(o.Dataset) == 28,
-		Recipe: o.Recipe, Epochs: o.Epochs, BatchSize: o.Batch, StepsPerEpoch: r.spe, LR: o.LR, MinLR: o.MinLR,
+		Recipe: o.Recipe, Epochs: o.Epochs, BatchSize: o.Batch, WorldSize: o.WorldSize, RankBatchSize: o.Batch / o.WorldSize, StepsPerEpoch: r.spe, LR: o.LR, MinLR: o.MinLR,
 		WarmupEpochs: o.WarmupEpochs, WarmupSteps: r.sched.WarmupSteps, Optimizer: "adamw (0.9, 0.999), eps 1e-8, decoupled decay, none on biases/norms/layerscale",
 		WeightDecay: o.WeightDecay, LabelSmoothing: o.LabelSmoothing, Mixup: o.Mixup, CutMix: o.CutMix, RandAugment: o.RandAugment, CropPadding: o.CropPadding,
 		RandomErasing: o.RandomErasing, GradClip: o.GradClip, EMA: o.EMA, AMP: o.AMP, DropLast: o.DropLast,
 		Device: DeviceName(o.Device), Threads: o.Threads, Workers: o.Workers, Seed: o.Seed,
 		LimitTrain: o.LimitTrain, LimitEval: o.LimitEval, EvalEvery: o.EvalEvery, Resume: o.Resume,
+	}
+	if o.Group != nil {
+		c.DistBackend = o.Group.Backend()
 	}
 	if r.resumed != nil {
 		_, c.ResumeChanged = compareOptions(r.resumed, o)

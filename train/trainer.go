@@ -81,11 +81,20 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.AMP && o.Device == gotch.CPU {
 		return nil, fmt.Errorf("amp: --amp is bf16 autocast on CUDA; this run is on the CPU (run without --amp, or pick --device cuda)")
 	}
-	dir, err := openRunDir(&o)
-	if err != nil {
-		return nil, err
+	rep := replica{o.Group}
+	o.WorldSize = rep.world()
+	if o.Batch%o.WorldSize != 0 {
+		return nil, fmt.Errorf("batch-size %d: the global batch must divide evenly among the %d ranks", o.Batch, o.WorldSize)
 	}
-	defer dir.close()
+	if rep.writer() {
+		dir, err := openRunDir(&o)
+		if err != nil {
+			return nil, err
+		}
+		defer dir.close()
+	} else {
+		o.Log, o.Terminal = io.Discard, false // rank 0 reports for the group
+	}
 	if o.Threads > 0 {
 		if err := torch.SetNumThreads(o.Threads); err != nil {
 			return nil, err
@@ -105,7 +114,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	classes := data.Train.Classes()
 	o.Model.NumClasses = len(classes)
 	o.Model.ImageSize = o.ImgSize
-	r := &run{o: o, data: data, classes: classes}
+	r := &run{o: o, data: data, classes: classes, rep: rep}
 	defer r.close()
 	if err := r.setup(); err != nil {
 		return nil, err
@@ -129,6 +138,8 @@ type run struct {
 	pos     progress
 	metrics []EpochMetrics
 
+	rep       replica  // the data-parallel group, if any
+	commSec   float64  // seconds of this epoch's steps spent in collectives
 	minBatch  int      // smallest batch the model trains on (gsrmt.MinTrainBatch)
 	resumed   *Options // the options the resumed checkpoint recorded, if any
 	lastSaved int64    // step of the last.pt this run wrote; -1 before the first
@@ -158,6 +169,9 @@ func (r *run) setup() error {
 	if r.model, err = gsrmt.New(o.Model, o.Device); err != nil {
 		return err
 	}
+	if err := r.rep.join(r.model); err != nil {
+		return err
+	}
 	if r.opt, err = NewAdamW(r.model.Trainable(), AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: o.WeightDecay}); err != nil {
 		return err
 	}
@@ -166,10 +180,10 @@ func (r *run) setup() error {
 			return err
 		}
 	}
-	if r.trainL, err = r.data.trainLoader(o, len(r.classes)); err != nil {
+	if r.trainL, err = r.data.trainLoader(o, len(r.classes), r.rep.shard(true)); err != nil {
 		return fmt.Errorf("training data: %w", err)
 	}
-	if r.testL, err = r.data.evalLoader(o, r.data.Test, o.Batch); err != nil {
+	if r.testL, err = r.data.evalLoader(o, r.data.Test, o.Batch/o.WorldSize, r.rep.shard(false)); err != nil {
 		return fmt.Errorf("test data: %w", err)
 	}
 	r.lastSaved = -1
@@ -188,10 +202,22 @@ func (r *run) setup() error {
 			return fmt.Errorf("resume from %s: %w", o.Resume, err)
 		}
 		fmt.Fprintf(o.Log, "resumed from %s at epoch %d, batch %d (step %d)\n", o.Resume, r.pos.Epoch+1, r.pos.Batch, r.step)
+		if was := r.resumed; was != nil && was.WorldSize != 0 && was.WorldSize != o.WorldSize {
+			fmt.Fprintf(o.Log, "the checkpoint was written by %d ranks, this run has %d: the rest of epoch %d follows the new world size's sample order (the same global batch and schedule)\n",
+				was.WorldSize, o.WorldSize, r.pos.Epoch+1)
+		}
 	} else {
 		r.pos.BestTop1 = -1 // no evaluation yet
 	}
-	if err := writeConfig(filepath.Join(o.Out, "config.json"), r); err != nil {
+	if rank := r.rep.rank(); rank > 0 {
+		// Ranks draw their own drop-path masks (timm seeds seed + rank); a
+		// resumed rank derives its generator from the step, since last.pt
+		// holds rank 0's.
+		if err := torch.ManualSeed(o.Seed + uint64(rank)*1_000_003 + uint64(r.step)); err != nil {
+			return err
+		}
+	}
+	if err := r.writeConfig(); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.Log, "training %s %s on %s (%d train / %d test images, %d classes) at %d px on %v: %d epochs of %d steps\n",
@@ -242,6 +268,12 @@ func (r *run) endEpoch(epoch int) error {
 		TestLoss: math.NaN(), TestTop1: math.NaN(), TestTop5: math.NaN(), EMATop1: math.NaN(),
 		Seconds: r.pos.Seconds, ImagesPerS: float64(r.pos.Seen) / r.pos.Seconds, SkippedImages: r.pos.Skipped,
 	}
+	if err := r.rep.syncBuffers(r.model); err != nil { // every rank saves and evaluates rank 0's statistics
+		return err
+	}
+	if err := r.rep.checkSame(r.model, fmt.Sprintf("after epoch %d", epoch+1), false); err != nil {
+		return err
+	}
 	if err := r.checkFinite(fmt.Sprintf("after epoch %d", epoch+1)); err != nil {
 		return err
 	}
@@ -259,19 +291,24 @@ func (r *run) endEpoch(epoch int) error {
 	r.pos = progress{Epoch: epoch + 1, BestTop1: r.pos.BestTop1, BestEpoch: r.pos.BestEpoch}
 	if !math.IsNaN(m.TestTop1) && m.TestTop1 > r.pos.BestTop1 {
 		r.pos.BestTop1, r.pos.BestEpoch = m.TestTop1, epoch+1
-		if err := r.save(filepath.Join(o.Out, "best.pt")); err != nil {
+		if err := r.saveBest(); err != nil {
 			return err
 		}
 	}
 	if err := r.saveLast(); err != nil {
 		return err
 	}
-	if err := writeMetrics(o.Out, r.metrics, r.titleForPlot()); err != nil {
+	if err := r.writeMetrics(); err != nil {
 		return err
 	}
-	if err := writeConfig(filepath.Join(o.Out, "config.json"), r); err != nil {
+	if err := r.writeConfig(); err != nil {
 		return err
 	}
+	if r.rep.g != nil {
+		fmt.Fprintf(o.Log, "epoch %d: rank 0 spent %.1f s of its %.1f s of steps in collectives (%.0f %%)\n",
+			m.Epoch, r.commSec, m.Seconds, 100*r.commSec/m.Seconds)
+	}
+	r.commSec = 0
 	if m.SkippedImages > 0 {
 		fmt.Fprintf(o.Log, "epoch %d: skipped %d training images that failed to load (--skip-bad-images)\n", m.Epoch, m.SkippedImages)
 	}
@@ -284,7 +321,7 @@ func (r *run) endEpoch(epoch int) error {
 // logits or loss stop the run: such numbers describe a broken model.
 func (r *run) evaluate(epoch int, m *EpochMetrics) error {
 	o := &r.o
-	ev, err := Evaluate(r.model, r.testL, EvalOptions{Device: o.Device})
+	ev, err := Evaluate(r.model, r.testL, EvalOptions{Device: o.Device, Group: o.Group})
 	if err != nil {
 		return fmt.Errorf("evaluate after epoch %d: %w", epoch+1, err)
 	}
@@ -293,7 +330,7 @@ func (r *run) evaluate(epoch int, m *EpochMetrics) error {
 	}
 	m.TestLoss, m.TestTop1, m.TestTop5 = ev.Loss, ev.Top1, ev.Top5
 	if r.ema != nil {
-		eev, err := Evaluate(r.ema.Model, r.testL, EvalOptions{Device: o.Device})
+		eev, err := Evaluate(r.ema.Model, r.testL, EvalOptions{Device: o.Device, Group: o.Group})
 		if err != nil {
 			return fmt.Errorf("evaluate the EMA after epoch %d: %w", epoch+1, err)
 		}
@@ -351,13 +388,39 @@ func (r *run) savedSummary() string {
 	return strings.Join(parts, "; ")
 }
 
-// saveLast writes last.pt and remembers its step.
+// saveLast writes last.pt (rank 0) and remembers its step.
 func (r *run) saveLast() error {
-	if err := r.save(filepath.Join(r.o.Out, "last.pt")); err != nil {
-		return err
+	if r.rep.writer() {
+		if err := r.save(filepath.Join(r.o.Out, "last.pt")); err != nil {
+			return err
+		}
 	}
 	r.lastSaved = r.step
 	return nil
+}
+
+// saveBest writes best.pt (rank 0).
+func (r *run) saveBest() error {
+	if !r.rep.writer() {
+		return nil
+	}
+	return r.save(filepath.Join(r.o.Out, "best.pt"))
+}
+
+// writeConfig rewrites config.json (rank 0).
+func (r *run) writeConfig() error {
+	if !r.rep.writer() {
+		return nil
+	}
+	return writeConfig(filepath.Join(r.o.Out, "config.json"), r)
+}
+
+// writeMetrics rewrites metrics.csv and the curves (rank 0).
+func (r *run) writeMetrics() error {
+	if !r.rep.writer() {
+		return nil
+	}
+	return writeMetrics(r.o.Out, r.metrics, r.titleForPlot())
 }
 
 // listNames joins at most n names, saying how many more there are.
@@ -374,20 +437,13 @@ func (r *run) titleForPlot() string {
 }
 
 // trainEpoch runs the steps of one epoch from r.pos.Batch on. It returns
-// interrupted = true when ctx was cancelled (after finishing a step).
+// interrupted = true when ctx was cancelled (after finishing a step; in a
+// group, when any rank's was, at the same step on every rank).
 func (r *run) trainEpoch(ctx context.Context, epoch int) (bool, error) {
 	o := &r.o
 	it := r.trainL.Epoch(context.WithoutCancel(ctx), epoch)
 	defer it.Close()
-	var bar *progressbar.ProgressBar
-	if o.Terminal {
-		bar = progressbar.NewOptions(r.spe,
-			progressbar.OptionSetWriter(o.Log), progressbar.OptionSetDescription(fmt.Sprintf("epoch %d/%d", epoch+1, o.Epochs)),
-			progressbar.OptionShowCount(), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish(),
-			progressbar.OptionThrottle(200*time.Millisecond))
-		_ = bar.Set(r.pos.Batch)
-	}
-	logEvery := max(1, r.spe/10)
+	bar := r.progressBar(epoch)
 	skippedBefore := r.trainL.Skipped()
 	defer func() { r.pos.Skipped += r.trainL.Skipped() - skippedBefore }()
 	for b := 0; ; b++ {
@@ -403,8 +459,9 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) (bool, error) {
 			batch.Release()
 			continue
 		}
-		if batch.N < r.minBatch {
-			// As PyTorch refuses it: BatchNorm cannot train on one value per channel.
+		if nominal := batch.N + batch.Skipped; nominal < r.minBatch || (r.rep.g == nil && batch.N < r.minBatch) {
+			// As PyTorch refuses it: BatchNorm cannot train on one value per
+			// channel. Every rank's batch has the same nominal size, so all skip.
 			fmt.Fprintf(o.Log, "epoch %d, batch %d: skipped a batch of %d image (the head's BatchNorm needs at least %d in training; --drop-last avoids such batches)\n",
 				epoch+1, b+1, batch.N, r.minBatch)
 			batch.Release()
@@ -413,31 +470,26 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) (bool, error) {
 		}
 		start := time.Now()
 		lr := r.sched.LR(r.step)
-		loss, hits, err := r.trainStep(batch, lr)
-		n := batch.N
+		st, err := r.trainStep(batch, lr, ctx.Err() != nil)
 		batch.Release()
 		if err != nil {
 			return false, err
 		}
 		r.step++
 		r.pos.Batch = b + 1
-		r.pos.LossSum += loss * float64(n)
-		r.pos.Hits += int64(hits)
-		r.pos.Seen += int64(n)
+		r.pos.LossSum += st.lossSum
+		r.pos.Hits += st.hits
+		r.pos.Seen += st.seen
 		r.pos.Seconds += time.Since(start).Seconds()
 		r.pos.LastLR = lr
-		if bar != nil {
-			bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f acc %.1f%% lr %.2e %.0f img/s", epoch+1, o.Epochs,
-				r.pos.LossSum/float64(r.pos.Seen), 100*float64(r.pos.Hits)/float64(r.pos.Seen), lr, float64(r.pos.Seen)/r.pos.Seconds))
-			_ = bar.Set(b + 1)
-		} else if (b+1)%logEvery == 0 {
-			fmt.Fprintf(o.Log, "epoch %d/%d step %d/%d: loss %.4f, accuracy %.2f %%, lr %.3g, %.0f images/s\n", epoch+1, o.Epochs, b+1, r.spe,
-				r.pos.LossSum/float64(r.pos.Seen), 100*float64(r.pos.Hits)/float64(r.pos.Seen), lr, float64(r.pos.Seen)/r.pos.Seconds)
+		r.logStep(bar, epoch, b, lr)
+		if err := r.afterStep(); err != nil {
+			return false, err
 		}
 		if o.OnStep != nil {
 			o.OnStep(r.step)
 		}
-		if ctx.Err() != nil && b+1 < r.spe {
+		if st.stop && b+1 < r.spe {
 			if bar != nil {
 				_ = bar.Exit()
 			}
@@ -450,14 +502,113 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) (bool, error) {
 	return false, nil
 }
 
-// trainStep runs forward, backward and the optimizer on one batch and
-// returns the loss and the number of samples whose label won.
-func (r *run) trainStep(b *datasets.Batch, lr float64) (float64, int, error) {
+// afterStep runs the checks and saves due after a step: the replicas'
+// agreement (--check-replicas) and the mid-epoch last.pt (--save-every-steps).
+func (r *run) afterStep() error {
+	o := &r.o
+	if o.CheckReplicas {
+		if err := r.rep.checkSame(r.model, fmt.Sprintf("after step %d", r.step), true); err != nil {
+			return err
+		}
+	}
+	if o.SaveEverySteps > 0 && r.step%int64(o.SaveEverySteps) == 0 && r.pos.Batch < r.spe {
+		if err := r.rep.syncBuffers(r.model); err != nil {
+			return err
+		}
+		return r.saveLast()
+	}
+	return nil
+}
+
+// progressBar is the epoch's bar on a terminal, or nil for log lines.
+func (r *run) progressBar(epoch int) *progressbar.ProgressBar {
+	o := &r.o
+	if !o.Terminal {
+		return nil
+	}
+	bar := progressbar.NewOptions(r.spe,
+		progressbar.OptionSetWriter(o.Log), progressbar.OptionSetDescription(fmt.Sprintf("epoch %d/%d", epoch+1, o.Epochs)),
+		progressbar.OptionShowCount(), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish(),
+		progressbar.OptionThrottle(200*time.Millisecond))
+	_ = bar.Set(r.pos.Batch)
+	return bar
+}
+
+// logStep reports the epoch so far on the bar, or as a line ten times an epoch.
+func (r *run) logStep(bar *progressbar.ProgressBar, epoch, b int, lr float64) {
+	o := &r.o
+	loss, acc, speed := r.pos.LossSum/float64(r.pos.Seen), 100*float64(r.pos.Hits)/float64(r.pos.Seen), float64(r.pos.Seen)/r.pos.Seconds
+	if bar != nil {
+		bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f acc %.1f%% lr %.2e %.0f img/s", epoch+1, o.Epochs, loss, acc, lr, speed))
+		_ = bar.Set(b + 1)
+	} else if (b+1)%max(1, r.spe/10) == 0 {
+		fmt.Fprintf(o.Log, "epoch %d/%d step %d/%d: loss %.4f, accuracy %.2f %%, lr %.3g, %.0f images/s\n", epoch+1, o.Epochs, b+1, r.spe,
+			loss, acc, lr, speed)
+	}
+}
+
+// trainStep runs forward, backward and the optimizer on one batch. In a
+// group the ranks agree on the loss and on stopping before backward, and
+// average their gradients after it. It returns the step's sums over every
+// rank: loss, samples whose label won, samples.
+func (r *run) trainStep(b *datasets.Batch, lr float64, stop bool) (stepStatus, error) {
+	o := &r.o
+	t0 := time.Now()
+	if err := r.rep.syncBuffers(r.model); err != nil {
+		return stepStatus{}, fmt.Errorf("step %d: %w", r.step+1, err)
+	}
+	r.commSec += time.Since(t0).Seconds()
+	if err := r.opt.ZeroGrad(); err != nil {
+		return stepStatus{}, err
+	}
+	loss, hits, err := r.forwardLoss(b)
+	if err != nil {
+		return stepStatus{}, fmt.Errorf("step %d: %w", r.step+1, err)
+	}
+	defer loss.MustDrop()
+	lv := float64(loss.MustTo(gotch.CPU, false).Vals().([]float32)[0])
+	t1 := time.Now()
+	st, err := r.rep.agree(lv, hits, b.N, stop)
+	r.commSec += time.Since(t1).Seconds()
+	if err != nil {
+		return st, fmt.Errorf("step %d: %w", r.step+1, err)
+	}
+	if st.nonFinite {
+		return st, r.nonFinite(fmt.Sprintf("step %d (epoch %d, batch %d): the loss is %v (try a lower --lr or --grad-clip)",
+			r.step+1, r.pos.Epoch+1, r.pos.Batch+1, st.lossSum))
+	}
+	if err := loss.Backward(); err != nil {
+		return st, fmt.Errorf("step %d: backward: %w", r.step+1, err)
+	}
+	t2 := time.Now()
+	if err := r.rep.averageGrads(r.model); err != nil {
+		return st, fmt.Errorf("step %d: %w", r.step+1, err)
+	}
+	r.commSec += time.Since(t2).Seconds()
+	if o.GradClip > 0 {
+		if _, err := ClipGradNorm(r.model.Trainable(), o.GradClip); err != nil {
+			return st, err
+		}
+	}
+	if err := r.opt.Update(lr); err != nil {
+		return st, err
+	}
+	if r.ema != nil {
+		if err := r.ema.Update(r.model); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// forwardLoss runs the model on a batch (under bf16 autocast with --amp)
+// and returns the loss tensor and the number of samples whose label won.
+func (r *run) forwardLoss(b *datasets.Batch) (loss *ts.Tensor, hits int, err error) {
 	o := &r.o
 	k := r.model.Config.NumClasses
 	x, err := batchTensor(b, o.Device)
 	if err != nil {
-		return 0, 0, err
+		return nil, 0, err
 	}
 	defer x.MustDrop()
 	var targets *ts.Tensor
@@ -470,26 +621,22 @@ func (r *run) trainStep(b *datasets.Batch, lr float64) (float64, int, error) {
 	if targets != nil {
 		defer targets.MustDrop()
 	}
-	if err := r.opt.ZeroGrad(); err != nil {
-		return 0, 0, err
-	}
 	if o.AMP {
 		if _, err := torch.SetAutocast(true, torch.BFloat16); err != nil {
-			return 0, 0, err
+			return nil, 0, err
 		}
 	}
 	logits, err := r.model.Forward(x, true)
 	if o.AMP {
 		if _, err := torch.SetAutocast(false, torch.BFloat16); err != nil {
-			return 0, 0, err
+			return nil, 0, err
 		}
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("step %d: %w", r.step+1, err)
+		return nil, 0, err
 	}
 	logits32 := logits.MustTotype(gotch.Float, true)
 	defer logits32.MustDrop()
-	var loss *ts.Tensor
 	if targets != nil {
 		loss, err = SoftTargetCrossEntropy(logits32, targets)
 	} else {
@@ -498,33 +645,12 @@ func (r *run) trainStep(b *datasets.Batch, lr float64) (float64, int, error) {
 		labels.MustDrop()
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("step %d: %w", r.step+1, err)
-	}
-	defer loss.MustDrop()
-	lv := float64(loss.MustTo(gotch.CPU, false).Vals().([]float32)[0])
-	if math.IsNaN(lv) || math.IsInf(lv, 0) {
-		return 0, 0, r.nonFinite(fmt.Sprintf("step %d (epoch %d, batch %d): the loss is %v (try a lower --lr or --grad-clip)", r.step+1, r.pos.Epoch+1, r.pos.Batch+1, lv))
-	}
-	if err := loss.Backward(); err != nil {
-		return 0, 0, fmt.Errorf("step %d: backward: %w", r.step+1, err)
-	}
-	if o.GradClip > 0 {
-		if _, err := ClipGradNorm(r.model.Trainable(), o.GradClip); err != nil {
-			return 0, 0, err
-		}
-	}
-	if err := r.opt.Update(lr); err != nil {
-		return 0, 0, err
-	}
-	if r.ema != nil {
-		if err := r.ema.Update(r.model); err != nil {
-			return 0, 0, err
-		}
+		return nil, 0, err
 	}
 	cpu := logits32.MustDetach(false).MustTo(gotch.CPU, true)
-	hits := TopK(cpu.Vals().([]float32), b.Labels, k, 1)[0]
+	hits = TopK(cpu.Vals().([]float32), b.Labels, k, 1)[0]
 	cpu.MustDrop()
-	return lv, hits, nil
+	return loss, hits, nil
 }
 
 func floatTensor(v []float32, shape []int64, dev gotch.Device) *ts.Tensor {
