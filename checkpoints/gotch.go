@@ -1,13 +1,12 @@
 package checkpoints
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"unsafe"
 
 	"github.com/sugarme/gotch"
+	"github.com/gsrmt/gsrmt/internal/torch"
 	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
 )
@@ -17,53 +16,9 @@ import (
 // float16 and bfloat16 keep their bits, bool stays one byte per element.
 
 // ErrOutOfMemory is matched (errors.Is) by errors of libtorch's allocators
-// ("DefaultCPUAllocator: can't allocate memory", "CUDA out of memory")
-// that this package reports.
-var ErrOutOfMemory = errors.New("libtorch could not allocate memory")
-
-// oneLineError is an error whose text is cut to one line; the full text
-// (libtorch's C++ frames, gotch's Go stack) stays reachable by Unwrap.
-type oneLineError struct {
-	line string
-	err  error
-}
-
-func (e *oneLineError) Error() string { return e.line }
-func (e *oneLineError) Unwrap() error { return e.err }
-
-// Is makes errors.Is(err, ErrOutOfMemory) true for allocation failures.
-func (e *oneLineError) Is(target error) bool {
-	if target != ErrOutOfMemory {
-		return false
-	}
-	l := strings.ToLower(e.line)
-	return strings.Contains(l, "can't allocate memory") || strings.Contains(l, "out of memory")
-}
-
-// torchError cuts an error that carries libtorch's text (gotch appends the
-// C++ "Exception raised from ..." frames and a Go stack trace) to its first
-// meaningful line, with "Libtorch API Error: " shortened to "libtorch: ".
-// A nil or one-line error is returned as it is.
-func torchError(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	if !strings.ContainsAny(msg, "\r\n") {
-		return err
-	}
-	line := strings.TrimSpace(strings.SplitN(msg, "\n", 2)[0])
-	for _, l := range strings.FieldsFunc(msg, func(r rune) bool { return r == '\n' || r == '\r' }) {
-		l = strings.TrimSpace(l)
-		if l == "" || strings.HasPrefix(l, "Exception raised from") || strings.HasPrefix(l, "frame #") {
-			continue
-		}
-		line = l
-		break
-	}
-	line = strings.Replace(line, "Libtorch API Error: ", "libtorch: ", 1)
-	return &oneLineError{line: line, err: err}
-}
+// ("DefaultCPUAllocator: can't allocate memory", "CUDA out of memory") that
+// this package reports: internal/torch's ErrOutOfMemory.
+var ErrOutOfMemory = torch.ErrOutOfMemory
 
 // gotchDType maps a checkpoint dtype to gotch's.
 func gotchDType(d DType) (gotch.DType, error) {
@@ -130,14 +85,10 @@ func FromTorchTensor(t *ts.Tensor) (out *Tensor, err error) {
 	// gotch keeps libtorch's last error per OS thread.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	defer func() {
-		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", torchError(fmt.Errorf("%v", r)))
-		}
-	}()
+	defer torch.Catch(&err, "checkpoints: FromTorchTensor")
 	defined, err := t.Defined()
 	if err != nil {
-		return nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", torchError(err))
+		return nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", torch.Error(err))
 	}
 	if !defined {
 		return nil, fmt.Errorf("checkpoints: FromTorchTensor: undefined tensor")
@@ -148,7 +99,7 @@ func FromTorchTensor(t *ts.Tensor) (out *Tensor, err error) {
 	}
 	shape, err := t.Size()
 	if err != nil {
-		return nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", torchError(err))
+		return nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", torch.Error(err))
 	}
 	n, err := numel(shape)
 	if err != nil {
@@ -160,7 +111,7 @@ func FromTorchTensor(t *ts.Tensor) (out *Tensor, err error) {
 		// when needed, then copies numel elements of the given size.
 		lib.AtCopyData(lib.Ctensor(t.Ctensor()), unsafe.Pointer(&data[0]), uint(n), uint(dt.Size()))
 		if err := ts.TorchErr(); err != nil {
-			return nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", torchError(err))
+			return nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", torch.Error(err))
 		}
 	}
 	return NewTensor(dt, shape, data)
@@ -183,11 +134,7 @@ func ToTorchTensor(t *Tensor, device gotch.Device) (out *ts.Tensor, err error) {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	defer func() {
-		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("checkpoints: ToTorchTensor: %w", torchError(fmt.Errorf("%v", r)))
-		}
-	}()
+	defer torch.Catch(&err, "checkpoints: ToTorchTensor")
 	// at_tensor_of_data needs at least one dimension: build 0-dim tensors
 	// as shape [1] and squeeze.
 	shape := append([]int64(nil), t.Shape...)
@@ -201,18 +148,18 @@ func ToTorchTensor(t *Tensor, device gotch.Device) (out *ts.Tensor, err error) {
 	}
 	ct := lib.AtTensorOfData(unsafe.Pointer(&buf[0]), shape, uint(len(shape)), uint(t.DType().Size()), int(gdt.CKind()))
 	if err := ts.TorchErr(); err != nil {
-		return nil, fmt.Errorf("checkpoints: ToTorchTensor: %w", torchError(err))
+		return nil, fmt.Errorf("checkpoints: ToTorchTensor: %w", torch.Error(err))
 	}
 	runtime.KeepAlive(buf)
 	x := ts.New(ct)
 	if scalar {
 		if x, err = x.Squeeze(true); err != nil {
-			return nil, fmt.Errorf("checkpoints: ToTorchTensor: %w", torchError(err))
+			return nil, fmt.Errorf("checkpoints: ToTorchTensor: %w", torch.Error(err))
 		}
 	}
 	if device.Name != gotch.CPU.Name {
 		if x, err = x.To(device, true); err != nil {
-			return nil, fmt.Errorf("checkpoints: ToTorchTensor: to %v: %w", device, torchError(err))
+			return nil, fmt.Errorf("checkpoints: ToTorchTensor: to %v: %w", device, torch.Error(err))
 		}
 	}
 	return x, nil

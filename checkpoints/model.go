@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/gsrmt/gsrmt/gsrmt"
+	"github.com/gsrmt/gsrmt/internal/torch"
 	"github.com/sugarme/gotch"
 )
 
@@ -20,10 +21,8 @@ import (
 // (MODEL.md section 9). Saved with Save it is exactly what
 // torch.save(model.state_dict(), path) writes.
 func ModelStateDict(m *gsrmt.Model) (*Dict, error) {
-	params := m.Params()
-	defer dropCounters(params)
 	d := NewOrderedDict()
-	for _, p := range params {
+	for _, p := range m.Params() {
 		t, err := FromTorchTensor(p.Tensor)
 		if err != nil {
 			return nil, fmt.Errorf("checkpoints: model state %s: %w", p.Name, err)
@@ -32,17 +31,6 @@ func ModelStateDict(m *gsrmt.Model) (*Dict, error) {
 	}
 	return d, nil
 }
-
-// dropCounters frees the fresh num_batches_tracked tensors of m.Params().
-func dropCounters(params []*gsrmt.Param) {
-	for _, p := range params {
-		if isCounter(p.Name) && p.Tensor != nil {
-			p.Tensor.MustDrop()
-		}
-	}
-}
-
-func isCounter(name string) bool { return strings.HasSuffix(name, ".num_batches_tracked") }
 
 // Mismatch is a state entry whose name the model has but whose tensor does
 // not fit: another shape, or a dtype that cannot be cast (an integer tensor
@@ -157,8 +145,9 @@ func (e *StateMismatchError) Error() string {
 
 // stateEntry is a name the model's state has, with its shape.
 type stateEntry struct {
-	name  string
-	shape []int64
+	name    string
+	shape   []int64
+	counter bool // num_batches_tracked: any integer scalar fits
 }
 
 // stateLoad is a state_dict tensor that fits the model entry name.
@@ -176,12 +165,13 @@ func matchState(model []stateEntry, state *Dict) (LoadReport, []stateLoad) {
 	rep.StrippedPrefix = prefix
 
 	type want struct {
-		shape []int64
-		found bool
+		shape   []int64
+		counter bool
+		found   bool
 	}
 	byName := make(map[string]*want, len(model))
 	for _, e := range model {
-		byName[e.name] = &want{shape: e.shape}
+		byName[e.name] = &want{shape: e.shape, counter: e.counter}
 	}
 	var loads []stateLoad
 	for _, e := range entries {
@@ -207,7 +197,7 @@ func matchState(model []stateEntry, state *Dict) (LoadReport, []stateLoad) {
 				Reason: err.Error()})
 			continue
 		}
-		if isCounter(name) {
+		if w.counter {
 			if t.DType().IsFloat() || t.Numel() != 1 {
 				rep.Mismatched = append(rep.Mismatched, Mismatch{Name: name, ModelShape: w.shape, StateShape: t.Shape,
 					Reason: fmt.Sprintf("want an integer scalar, checkpoint has %v of shape %v", t.DType(), shapeStr(t.Shape))})
@@ -251,10 +241,9 @@ func LoadModelState(m *gsrmt.Model, state *Dict, strict bool) (LoadReport, error
 		return LoadReport{}, errors.New("checkpoints: nil state_dict")
 	}
 	params := m.Params()
-	defer dropCounters(params)
 	model := make([]stateEntry, len(params))
 	for i, p := range params {
-		model[i] = stateEntry{name: p.Name, shape: p.Tensor.MustSize()}
+		model[i] = stateEntry{name: p.Name, shape: p.Tensor.MustSize(), counter: p.Counter}
 	}
 	rep, loads := matchState(model, state)
 	if strict && !rep.OK() {
@@ -271,7 +260,7 @@ func LoadModelState(m *gsrmt.Model, state *Dict, strict bool) (LoadReport, error
 		err = m.SetTensor(l.name, x)
 		x.MustDrop()
 		if err != nil {
-			return rep, fmt.Errorf("checkpoints: load %s: %w", l.name, torchError(err))
+			return rep, fmt.Errorf("checkpoints: load %s: %w", l.name, torch.Error(err))
 		}
 		rep.Loaded = append(rep.Loaded, l.name)
 	}
@@ -298,7 +287,7 @@ func CheckModelState(cfg gsrmt.Config, state *Dict) error {
 	model := make([]stateEntry, len(plan))
 	var modelElems int64
 	for i, e := range plan {
-		model[i] = stateEntry{name: e.Name, shape: e.Shape}
+		model[i] = stateEntry{name: e.Name, shape: e.Shape, counter: e.Counter}
 		modelElems += shapeNumel(e.Shape)
 	}
 	rep, _ := matchState(model, state)
@@ -341,7 +330,7 @@ func (ck *Checkpoint) BuildModel(cfg gsrmt.Config, device gotch.Device) (*gsrmt.
 	}
 	m, err := gsrmt.New(cfg, device)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ck.Path, torchError(err))
+		return nil, fmt.Errorf("%s: %w", ck.Path, torch.Error(err))
 	}
 	if _, err := LoadModelState(m, ck.State, true); err != nil {
 		m.Close()

@@ -46,8 +46,7 @@ func perturbModel(t testing.TB, m *gsrmt.Model, counter int64) {
 	torch.NoGrad(func() {
 		for _, p := range m.Params() {
 			var src *ts.Tensor
-			if strings.HasSuffix(p.Name, ".num_batches_tracked") {
-				p.Tensor.MustDrop()
+			if p.Counter {
 				src = ts.MustOfSlice([]int64{counter + 3}).MustSqueeze(true)
 			} else {
 				noise := ts.MustRandn(p.Tensor.MustSize(), gotch.Float, gotch.CPU)
@@ -109,7 +108,6 @@ func sameFloats(a, b []float32) bool {
 func paramValues(t testing.TB, m *gsrmt.Model, name string) []float32 {
 	t.Helper()
 	params := m.Params()
-	defer dropCounters(params)
 	for _, p := range params {
 		if p.Name == name {
 			c, err := FromTorchTensor(p.Tensor)
@@ -150,7 +148,6 @@ func TestModelRoundTrip(t *testing.T) {
 			for _, p := range params {
 				names = append(names, p.Name)
 			}
-			dropCounters(params)
 			for i, k := range state.Keys() {
 				if k != names[i] {
 					t.Fatalf("state key %d is %v, want %s", i, k, names[i])
@@ -257,7 +254,6 @@ func TestNonStrictOtherClassCount(t *testing.T) {
 		t.Errorf("report %+v", rep)
 	}
 	params := b.Params()
-	dropCounters(params)
 	if len(rep.Loaded) != len(params)-2 {
 		t.Errorf("loaded %d entries, want all but 2 of %d", len(rep.Loaded), len(params))
 	}
@@ -350,7 +346,6 @@ func TestSafetensorsExportImport(t *testing.T) {
 	for _, p := range params {
 		names = append(names, p.Name)
 	}
-	dropCounters(params)
 	if len(tensors) != len(names) || md["format"] != "pt" || !strings.Contains(md["config"], `"variant":"swat"`) {
 		t.Errorf("%d tensors, metadata %v", len(tensors), md)
 	}

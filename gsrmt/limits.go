@@ -113,6 +113,7 @@ type StateEntry struct {
 	Name      string
 	Shape     []int64 // empty for the 0-dim num_batches_tracked counters
 	Trainable bool    // a parameter (not a BatchNorm buffer or counter)
+	Counter   bool    // a num_batches_tracked counter (Param.Counter)
 }
 
 // StateShapes lists the state_dict a model of cfg has (New, then Params),
@@ -133,7 +134,7 @@ func StateShapes(cfg Config) []StateEntry {
 		add(name+".bias", true, int64(c))
 		add(name+".running_mean", false, int64(c))
 		add(name+".running_var", false, int64(c))
-		add(name+".num_batches_tracked", false)
+		out = append(out, StateEntry{Name: name + ".num_batches_tracked", Shape: []int64{}, Counter: true})
 	}
 	lin := func(name string, in, o int) {
 		add(name+".weight", true, int64(o), int64(in))

@@ -62,7 +62,7 @@ func New(cfg Config, device gotch.Device) (m *Model, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("gsrmt: invalid config: %w", err)
 	}
-	defer recoverTorch(&err, "gsrmt: build model")
+	defer torch.Catch(&err, "gsrmt: build model")
 	p := NewPlan(cfg)
 	r := newRegistry(device)
 	m = &Model{Config: cfg, Device: device, reg: r, stem: &stem{}}
@@ -119,7 +119,7 @@ func newBlock(r *registry, sp StagePlan, bp BlockPlan, wt weighting) *block {
 func (m *Model) Forward(x *ts.Tensor, train bool) (logits *ts.Tensor, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	defer recoverTorch(&err, "gsrmt: forward")
+	defer torch.Catch(&err, "gsrmt: forward")
 	if dims := shape(x); len(dims) != 4 || dims[1] != int64(m.Config.InChans) {
 		return nil, fmt.Errorf("gsrmt: forward: input shape %v: want (B, %d, H, W)", dims, m.Config.InChans)
 	}
@@ -217,25 +217,10 @@ func dropPath(sc *scope, x *ts.Tensor, rate float64, train bool) *ts.Tensor {
 	return sc.mul(sc.divScalar(x, keep), mask)
 }
 
-// Params returns every state entry in PyTorch's state_dict order. The
-// num_batches_tracked counters are returned as fresh int64 scalars the
-// caller must drop; the other tensors belong to the model.
+// Params returns every state entry in PyTorch's state_dict order: the
+// model's state_dict(). The tensors belong to the model.
 func (m *Model) Params() []*Param {
-	out := make([]*Param, 0, len(m.reg.params))
-	counters := map[string]*batchNorm{}
-	for _, bn := range m.reg.bns {
-		counters[bn.name+".num_batches_tracked"] = bn
-	}
-	for _, p := range m.reg.params {
-		if isBNCounter(p.Name) {
-			bn := counters[p.Name]
-			t := ts.MustOfSlice([]int64{bn.tracked}).MustSqueeze(true) // 0-dim, as PyTorch stores it
-			out = append(out, &Param{Name: p.Name, Tensor: t, NoDecay: true})
-			continue
-		}
-		out = append(out, p)
-	}
-	return out
+	return append([]*Param(nil), m.reg.params...)
 }
 
 // Trainable returns the parameters that receive gradients, in state_dict order.
@@ -262,11 +247,11 @@ func (m *Model) NumParams() int64 {
 // BatchNorm statistics) that hold a NaN or an infinity, in state_dict order;
 // none for a healthy model. A model with such entries computes NaN logits.
 func (m *Model) NonFinite() (names []string, err error) {
-	defer recoverTorch(&err, "gsrmt: check for non-finite values")
+	defer torch.Catch(&err, "gsrmt: check for non-finite values")
 	noGrad(func() {
 		for _, p := range m.reg.params {
-			if p.Tensor == nil {
-				continue // num_batches_tracked: an integer
+			if p.Counter {
+				continue // an integer
 			}
 			all := p.Tensor.MustIsfinite(false).MustAll(true).MustTotype(gotch.Int64, true)
 			finite := all.Int64Values()[0] != 0
@@ -279,24 +264,25 @@ func (m *Model) NonFinite() (names []string, err error) {
 	return names, nil
 }
 
-// SetTensor copies src into the state entry name (shapes must match); for
-// num_batches_tracked it sets the counter.
+// SetTensor copies src into the state entry name (shapes must match); a
+// num_batches_tracked counter takes any one-element integer tensor.
 func (m *Model) SetTensor(name string, src *ts.Tensor) (err error) {
-	defer recoverTorch(&err, "gsrmt: set "+name)
-	if isBNCounter(name) {
-		for _, bn := range m.reg.bns {
-			if bn.name+".num_batches_tracked" == name {
-				if src.Numel() != 1 {
-					return fmt.Errorf("gsrmt: %s: want a scalar, got shape %v", name, src.MustSize())
-				}
-				bn.tracked = src.Int64Values()[0]
-				return nil
-			}
-		}
-	}
+	defer torch.Catch(&err, "gsrmt: set "+name)
 	p, ok := m.reg.byName[name]
 	if !ok {
 		return fmt.Errorf("gsrmt: no state entry named %q", name)
+	}
+	if p.Counter {
+		if src.Numel() != 1 {
+			return fmt.Errorf("gsrmt: %s: want a scalar, got shape %v", name, src.MustSize())
+		}
+		v := ts.MustOfSlice([]int64{src.MustTotype(gotch.Int64, false).Int64Values(true)[0]}).MustSqueeze(true)
+		if p.Tensor.MustDevice() != gotch.CPU {
+			v = v.MustTo(p.Tensor.MustDevice(), true)
+		}
+		p.Tensor.Copy_(v)
+		v.MustDrop()
+		return nil
 	}
 	want, got := p.Tensor.MustSize(), src.MustSize()
 	if shapeString(want) != shapeString(got) {
@@ -332,16 +318,3 @@ func (m *Model) Close() {
 	m.reg.params = nil
 }
 
-// recoverTorch turns a panic from gotch's Must* helpers into an error.
-func recoverTorch(err *error, what string) {
-	if r := recover(); r != nil {
-		if re, ok := r.(runtime.Error); ok {
-			panic(re)
-		}
-		if e, ok := r.(error); ok {
-			*err = fmt.Errorf("%s: %w", what, e)
-			return
-		}
-		*err = fmt.Errorf("%s: %v", what, r)
-	}
-}

@@ -4,19 +4,22 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
 
 // Param is one entry of the model's state: a trainable parameter or a
-// BatchNorm buffer, under its MODEL.md section 9 name.
+// BatchNorm buffer, under its MODEL.md section 9 name. The model owns every
+// tensor.
 type Param struct {
 	Name      string
 	Tensor    *ts.Tensor
 	Trainable bool // receives gradients and optimizer updates
 	NoDecay   bool // biases, norms and LayerScale: no weight decay
+	// Counter marks BatchNorm's num_batches_tracked: an int64 0-dim tensor
+	// (as PyTorch stores it) that each training forward advances by one.
+	Counter bool
 }
 
 // registry collects parameters in PyTorch's state_dict order while the
@@ -125,7 +128,7 @@ func (c *conv2d) forwardChannelsLast(x *ts.Tensor) *ts.Tensor {
 // running statistics and num_batches_tracked.
 type batchNorm struct {
 	w, b, mean, vari *ts.Tensor
-	tracked          int64
+	tracked          *ts.Tensor // int64, 0-dim
 	name             string
 }
 
@@ -140,8 +143,13 @@ func newBatchNorm(r *registry, name string, c int) *batchNorm {
 	bn.b = r.add(name+".bias", r.zeros(int64(c)), true, true)
 	bn.mean = r.add(name+".running_mean", r.zeros(int64(c)), false, true)
 	bn.vari = r.add(name+".running_var", r.ones(int64(c)), false, true)
-	r.params = append(r.params, &Param{Name: name + ".num_batches_tracked"}) // filled on demand
-	r.bns = append(r.bns, bn)
+	bn.tracked = ts.MustOfSlice([]int64{0}).MustSqueeze(true) // 0-dim (gotch's Zeros needs a dimension)
+	if r.device != gotch.CPU {
+		bn.tracked = bn.tracked.MustTo(r.device, true)
+	}
+	p := &Param{Name: name + ".num_batches_tracked", Tensor: bn.tracked, NoDecay: true, Counter: true}
+	r.params = append(r.params, p)
+	r.byName[p.Name] = p
 	return bn
 }
 
@@ -158,7 +166,9 @@ func (bn *batchNorm) forward(x *ts.Tensor, train bool) *ts.Tensor {
 		if values == 1 {
 			panic(fmt.Errorf("%s: %w (input %v)", bn.name, ErrOneValuePerChannel, dims))
 		}
-		bn.tracked++
+		one := ts.IntScalar(1)
+		bn.tracked.MustAddScalar_(one)
+		one.MustDrop()
 	}
 	return ts.MustBatchNorm(x, bn.w, bn.b, bn.mean, bn.vari, train, 0.1, 1e-5, true)
 }
@@ -180,8 +190,5 @@ func newLayerNorm(r *registry, name string, c int) *layerNorm {
 func (l *layerNorm) forward(x *ts.Tensor) *ts.Tensor {
 	return ts.MustLayerNorm(x, []int64{l.dim}, l.w, l.b, 1e-6, true)
 }
-
-// isBNCounter reports whether a state entry is a num_batches_tracked counter.
-func isBNCounter(name string) bool { return strings.HasSuffix(name, ".num_batches_tracked") }
 
 func shapeString(dims []int64) string { return fmt.Sprint(dims) }

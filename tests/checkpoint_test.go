@@ -41,8 +41,7 @@ func ckModel(t *testing.T, variant string, classes int, seed uint64) *gsrmt.Mode
 	torch.NoGrad(func() {
 		for _, p := range m.Params() {
 			var src *ts.Tensor
-			if strings.HasSuffix(p.Name, ".num_batches_tracked") {
-				p.Tensor.MustDrop()
+			if p.Counter {
 				src = ts.MustOfSlice([]int64{int64(seed) + 11}).MustSqueeze(true)
 			} else {
 				noise := ts.MustRandn(p.Tensor.MustSize(), gotch.Float, gotch.CPU)

@@ -2,7 +2,6 @@ package train
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/gsrmt/gsrmt/internal/torch"
@@ -37,18 +36,12 @@ func NewEMA(m *gsrmt.Model, decay float64) (*EMA, error) {
 // CopyState copies every state entry of src into dst (same config).
 func CopyState(dst, src *gsrmt.Model) error {
 	for _, p := range src.Params() {
-		err := dst.SetTensor(p.Name, p.Tensor)
-		if p.Tensor != nil && !p.Trainable && isCounter(p) {
-			p.Tensor.MustDrop()
-		}
-		if err != nil {
+		if err := dst.SetTensor(p.Name, p.Tensor); err != nil {
 			return err
 		}
 	}
 	return nil
 }
-
-func isCounter(p *gsrmt.Param) bool { return strings.HasSuffix(p.Name, ".num_batches_tracked") }
 
 // Update moves the average towards m.
 func (e *EMA) Update(m *gsrmt.Model) (err error) {
@@ -60,12 +53,10 @@ func (e *EMA) Update(m *gsrmt.Model) (err error) {
 	torch.NoGrad(func() {
 		for i, p := range src {
 			q := dst[i]
-			if isCounter(p) {
+			if p.Counter {
 				if err = e.Model.SetTensor(p.Name, p.Tensor); err != nil {
 					return
 				}
-				p.Tensor.MustDrop()
-				q.Tensor.MustDrop()
 				continue
 			}
 			// ema = ema + (1 - decay) * (model - ema), as torch's lerp_.

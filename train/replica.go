@@ -49,10 +49,7 @@ func (p replica) shard(pad bool) datasets.Shard {
 // counters, which every rank advances alike.
 func stateTensors(m *gsrmt.Model, trainableOnly bool) (names []string, tensors []*ts.Tensor) {
 	for _, q := range m.Params() {
-		if isCounter(q) {
-			if q.Tensor != nil {
-				q.Tensor.MustDrop()
-			}
+		if q.Counter {
 			continue
 		}
 		if trainableOnly && !q.Trainable {
@@ -93,12 +90,7 @@ func (p replica) syncBuffers(m *gsrmt.Model) error {
 	}
 	var bufs []*ts.Tensor
 	for _, q := range m.Params() {
-		switch {
-		case isCounter(q):
-			if q.Tensor != nil {
-				q.Tensor.MustDrop()
-			}
-		case !q.Trainable:
+		if !q.Trainable && !q.Counter {
 			bufs = append(bufs, q.Tensor)
 		}
 	}

@@ -2,8 +2,13 @@ package torch
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
 )
 
 func TestErrorKeepsOneLine(t *testing.T) {
@@ -44,4 +49,31 @@ func TestCatchConvertsLibtorchPanicsOnly(t *testing.T) {
 	}()
 	var p *struct{ x int }
 	_ = caught(func() { _ = p.x })
+}
+
+// A libtorch error (here a real allocation failure: 2^61 bytes, which no
+// allocator grants and which costs nothing) comes back as one line.
+func TestErrorOnARealAllocationFailure(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	x, raw := ts.Empty([]int64{1 << 59}, gotch.Float, gotch.CPU)
+	if raw == nil {
+		x.MustDrop()
+		t.Skip("libtorch allocated 2^61 bytes")
+	}
+	if !strings.Contains(raw.Error(), "\n") {
+		t.Fatalf("gotch's error is one line already: %q", raw)
+	}
+	err := fmt.Errorf("load x: %w", Error(raw))
+	msg := err.Error()
+	if strings.ContainsAny(msg, "\r\n") || !strings.Contains(msg, "libtorch: ") ||
+		!strings.Contains(msg, "can't allocate memory") || strings.Contains(msg, "frame #") {
+		t.Errorf("error %q, want libtorch's message on one line", msg)
+	}
+	if !errors.Is(err, ErrOutOfMemory) || errors.Unwrap(errors.Unwrap(err)) != raw {
+		t.Errorf("error %v: want ErrOutOfMemory, with gotch's error underneath", err)
+	}
+	if e := errors.New("one line"); Error(e) != e {
+		t.Error("a one-line error was wrapped")
+	}
 }
