@@ -317,4 +317,3 @@ func (m *Model) Close() {
 	}
 	m.reg.params = nil
 }
-

@@ -175,3 +175,19 @@ func TestCxxStdReachesLibGoAndIsChecked(t *testing.T) {
 		}
 	}
 }
+
+func TestPanicOnErrorSource(t *testing.T) {
+	src := "package ts\n\nimport (\n\t\"fmt\"\n\t\"log\"\n)\n\nfunc (ts *Tensor) MustAdd(o *Tensor, del bool) *Tensor {\n  r, err := ts.Add(o, del)\n  if err != nil { log.Fatal(err) }\n  return r\n}\n// log.Fatal(err) in a comment\nvar _ = fmt.Sprint\n"
+	out, n := panicOnErrorSource(src)
+	if n != 2 || strings.Contains(out, "log.Fatal(err)") || !strings.Contains(out, "if err != nil { panic(err) }") {
+		t.Fatalf("rewrote %d calls:\n%s", n, out)
+	}
+	if strings.Contains(out, "\"log\"") {
+		t.Errorf("the unused log import stayed:\n%s", out)
+	}
+	keep := "package ts\n\nimport \"log\"\n\nfunc f(err error) {\n\tlog.Fatal(err)\n\tlog.Printf(\"x\")\n}\n"
+	out, n = panicOnErrorSource(keep)
+	if n != 1 || !strings.Contains(out, "import \"log\"") {
+		t.Errorf("a file that still logs lost its import (%d):\n%s", n, out)
+	}
+}

@@ -116,6 +116,11 @@ func prepare(c config) error {
 		return err
 	}
 	fmt.Printf("fixed %d C.malloc(0) output buffers and C-allocated tensor lists in ts/ (gotch issue #132)\n", n)
+	n, err = panicOnError(filepath.Join(tmp, "ts"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("made %d log.Fatal(err) calls of ts/ panic instead, so that callers can recover libtorch's errors\n", n)
 	n, err = fixCStringLeaks(filepath.Join(libtch, "c-generated.go"))
 	if err != nil {
 		return err
