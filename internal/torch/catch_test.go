@@ -77,3 +77,21 @@ func TestErrorOnARealAllocationFailure(t *testing.T) {
 		t.Error("a one-line error was wrapped")
 	}
 }
+
+// gotch's Must* helpers panic on libtorch's errors in the copy that
+// setup-libtorch.sh prepares (tools/gotchprep turns their log.Fatal into
+// panic), so Catch returns a shape mismatch as a one-line error instead of
+// the process ending.
+func TestCatchRecoversAMustHelper(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	a := ts.MustOnes([]int64{2, 3}, gotch.Float, gotch.CPU)
+	b := ts.MustOnes([]int64{4, 5}, gotch.Float, gotch.CPU)
+	defer a.MustDrop()
+	defer b.MustDrop()
+	err := caught(func() { a.MustMatmul(b, false).MustDrop() })
+	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "doing it: ") {
+		t.Fatalf("a failing MustMatmul: %v", err)
+	}
+	t.Logf("caught: %v", err)
+}
