@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gsrmt/gsrmt/checkpoints"
 	"github.com/gsrmt/gsrmt/gsrmt"
@@ -374,4 +376,52 @@ func TestCLICIFARDownloadHintOnlyWhenMissing(t *testing.T) {
 	if code != 1 || strings.Contains(errOut, "--download") || !strings.Contains(errOut, "data_batch_1.bin") {
 		t.Errorf("corrupt CIFAR-10: exit %d, stderr:\n%s", code, errOut)
 	}
+}
+
+// A second Ctrl-C ends the run at once, without waiting for the step or
+// writing last.pt, as the first Ctrl-C's message promises.
+func TestCLISecondInterruptQuits(t *testing.T) {
+	data := makeImageFolder(t, 40, 4)
+	out := filepath.Join(t.TempDir(), "run")
+	cmd := exec.Command(gsrmtCLI(t), trainArgs(data, out, "--epochs", "50", "--batch-size", "4")...)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(stderr.String(), "training ") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(stderr.String(), "press Ctrl-C again") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if err == nil || strings.Contains(stdout.String(), "stopped after") {
+		t.Fatalf("after a second SIGINT: %v, stdout %q, stderr:\n%s", err, stdout.String(), stderr.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
