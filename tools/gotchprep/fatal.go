@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -25,32 +23,11 @@ var (
 // panicOnError rewrites every non-test Go file of the ts package and
 // reports how many calls it changed.
 func panicOnError(tsDir string) (int, error) {
-	files, err := filepath.Glob(filepath.Join(tsDir, "*.go"))
-	if err != nil {
-		return 0, err
+	total, err := rewriteGoFiles(tsDir, panicOnErrorSource)
+	if err == nil && total == 0 {
+		err = fmt.Errorf("no log.Fatal(err) found under %s: is this gotch v0.9.1?", tsDir)
 	}
-	total := 0
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return 0, fmt.Errorf("read %s: %w", f, err)
-		}
-		out, n := panicOnErrorSource(string(data))
-		if n == 0 {
-			continue
-		}
-		if err := writeFile(f, out); err != nil {
-			return 0, err
-		}
-		total += n
-	}
-	if total == 0 {
-		return 0, fmt.Errorf("no log.Fatal(err) found under %s: is this gotch v0.9.1?", tsDir)
-	}
-	return total, nil
+	return total, err
 }
 
 // panicOnErrorSource rewrites log.Fatal(err) to panic(err) in one file and

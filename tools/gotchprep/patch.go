@@ -32,7 +32,21 @@ var (
 )
 
 func fixMallocLeaks(tsDir string) (int, error) {
-	files, err := filepath.Glob(filepath.Join(tsDir, "*.go"))
+	total, err := rewriteGoFiles(tsDir, func(src string) (string, int) {
+		out, n := fixMallocSource(src)
+		out, m := trimTensorOverhead(out)
+		return out, n + m
+	})
+	if err == nil && total == 0 {
+		err = fmt.Errorf("no C.malloc(0) found under %s: is this gotch v0.9.1?", tsDir)
+	}
+	return total, err
+}
+
+// rewriteGoFiles applies rewrite to every non-test Go file in dir, writes
+// back the files it changed and returns the total of its counts.
+func rewriteGoFiles(dir string, rewrite func(src string) (string, int)) (int, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		return 0, err
 	}
@@ -45,9 +59,7 @@ func fixMallocLeaks(tsDir string) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("read %s: %w", f, err)
 		}
-		out, n := fixMallocSource(string(data))
-		out, m := trimTensorOverhead(out)
-		n += m
+		out, n := rewrite(string(data))
 		if n == 0 {
 			continue
 		}
@@ -55,9 +67,6 @@ func fixMallocLeaks(tsDir string) (int, error) {
 			return 0, err
 		}
 		total += n
-	}
-	if total == 0 {
-		return 0, fmt.Errorf("no C.malloc(0) found under %s: is this gotch v0.9.1?", tsDir)
 	}
 	return total, nil
 }
