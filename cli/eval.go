@@ -80,8 +80,8 @@ func runEval(c *cli.Context) error {
 	if err := oneOfFlag("dataset", dataset, datasets.Names()); err != nil {
 		return err
 	}
-	if dir == "" && dataset == "fashion-mnist" {
-		dir = datasets.DefaultFashionMNISTDir
+	if dir == "" {
+		dir = datasets.DefaultDir(dataset)
 	}
 	if !l.ours || c.IsSet("dataset") {
 		l.norm = datasets.NormalizationFor(dataset)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/gsrmt/gsrmt/datasets"
 	"github.com/gsrmt/gsrmt/internal/torch"
-	"github.com/gsrmt/gsrmt/train"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 	"github.com/urfave/cli/v2"
@@ -72,7 +71,7 @@ func runPredict(c *cli.Context) error {
 		if err := datasets.DecodeImageFile(path, img); err != nil {
 			return fmt.Errorf("--image: %w", err) // the error names the file
 		}
-		x := train.PredictInput(img, side, l.norm)
+		x := datasets.PrepareForModel(img, side, l.norm)
 		logits, err := forwardOne(l, x, side, dev)
 		if err != nil {
 			return fmt.Errorf("--image %s: %w", path, err)

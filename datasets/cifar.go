@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -238,6 +239,27 @@ func openCIFARDir(dir string, format CIFARFormat, split Split) (*CIFAR10, error)
 
 // openCIFARArchive reads a split straight from an official .tar.gz.
 func openCIFARArchive(archive string, split Split) (*CIFAR10, error) {
+	m, err := readCIFARArchive(archive, split)
+	if err != nil {
+		return nil, err
+	}
+	if !m.known {
+		return nil, fmt.Errorf("CIFAR-10 archive %s: no %s/ or %s/ batch files inside", archive, cifarBinDir, cifarPyDir)
+	}
+	return m.dataset(archive, split)
+}
+
+// cifarMembers are the members of a CIFAR-10 archive that a split needs,
+// in the first format (binary or python) found in it.
+type cifarMembers struct {
+	format  CIFARFormat
+	known   bool              // a member of format was found
+	meta    []byte            // the meta file, nil when absent
+	batches map[string][]byte // batch files by base name
+}
+
+// readCIFARArchive reads the members of archive that split needs.
+func readCIFARArchive(archive string, split Split) (*cifarMembers, error) {
 	f, err := os.Open(archive)
 	if err != nil {
 		return nil, fmt.Errorf("CIFAR-10: %w", err)
@@ -248,14 +270,11 @@ func openCIFARArchive(archive string, split Split) (*CIFAR10, error) {
 		return nil, fmt.Errorf("CIFAR-10 archive %s: not a gzip file: %w", archive, err)
 	}
 	tr := tar.NewReader(gz)
-	var format CIFARFormat
-	formatKnown := false
-	batches := map[string][]byte{}
-	var meta []byte
+	m := &cifarMembers{batches: map[string][]byte{}}
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			break
+			return m, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("CIFAR-10 archive %s: %w", archive, err)
@@ -263,53 +282,67 @@ func openCIFARArchive(archive string, split Split) (*CIFAR10, error) {
 		if hdr.Typeflag != tar.TypeReg {
 			continue
 		}
-		name := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
-		dir, base := path.Split(name)
-		dir = strings.TrimSuffix(dir, "/")
-		var fmtHere CIFARFormat
-		switch dir {
-		case cifarBinDir:
-			fmtHere = CIFARBinary
-		case cifarPyDir:
-			fmtHere = CIFARPython
-		default:
-			continue
-		}
-		if formatKnown && fmtHere != format {
-			continue
-		}
-		wanted := base == fmtHere.metaFile()
-		for _, b := range fmtHere.batchFiles(split) {
-			wanted = wanted || base == b
-		}
-		if !wanted {
-			continue
-		}
-		format, formatKnown = fmtHere, true
-		lim, entry := fmtHere.batchLimit(), archive+":"+hdr.Name
-		if base == fmtHere.metaFile() {
-			lim = cifarMetaLimit
-		}
-		if hdr.Size > lim.max {
-			// The member's header tells before it is inflated.
-			return nil, fmt.Errorf("CIFAR-10 archive: %w", lim.tooLarge(entry, hdr.Size))
-		}
-		data, err := readAtMost(tr, entry, lim, make([]byte, 0, max(hdr.Size, 0)+1))
-		if err != nil {
-			return nil, fmt.Errorf("CIFAR-10 archive %s: entry %s: %w", archive, hdr.Name, err)
-		}
-		if base == fmtHere.metaFile() {
-			meta = data
-		} else {
-			batches[base] = data
+		if format, base, ok := m.wants(hdr.Name, split); ok {
+			if err := m.read(tr, archive, hdr, format, base); err != nil {
+				return nil, err
+			}
 		}
 	}
-	if !formatKnown {
-		return nil, fmt.Errorf("CIFAR-10 archive %s: no %s/ or %s/ batch files inside", archive, cifarBinDir, cifarPyDir)
+}
+
+// wants reports whether the archive member name is the meta file or a
+// batch file of split, in the format of the members read so far, and
+// returns that format and the member's base name.
+func (m *cifarMembers) wants(name string, split Split) (format CIFARFormat, base string, ok bool) {
+	dir, base := path.Split(path.Clean(strings.TrimPrefix(name, "./")))
+	switch strings.TrimSuffix(dir, "/") {
+	case cifarBinDir:
+		format = CIFARBinary
+	case cifarPyDir:
+		format = CIFARPython
+	default:
+		return format, base, false
 	}
+	if m.known && format != m.format {
+		return format, base, false
+	}
+	return format, base, base == format.metaFile() || slices.Contains(format.batchFiles(split), base)
+}
+
+// read reads the member hdr of archive from r, within its size limit, as
+// the meta file or the batch file base of format.
+func (m *cifarMembers) read(r io.Reader, archive string, hdr *tar.Header, format CIFARFormat, base string) error {
+	m.format, m.known = format, true
+	isMeta := base == format.metaFile()
+	lim, entry := format.batchLimit(), archive+":"+hdr.Name
+	if isMeta {
+		lim = cifarMetaLimit
+	}
+	if hdr.Size > lim.max {
+		// The member's header tells before it is inflated.
+		return fmt.Errorf("CIFAR-10 archive: %w", lim.tooLarge(entry, hdr.Size))
+	}
+	data, err := readAtMost(r, entry, lim, make([]byte, 0, max(hdr.Size, 0)+1))
+	if err != nil {
+		return fmt.Errorf("CIFAR-10 archive %s: entry %s: %w", archive, hdr.Name, err)
+	}
+	if isMeta {
+		m.meta = data
+	} else {
+		m.batches[base] = data
+	}
+	return nil
+}
+
+// dataset assembles split from the members read from archive: the class
+// names of the meta file (CIFAR10Classes without one), then the batches
+// in order.
+func (m *cifarMembers) dataset(archive string, split Split) (*CIFAR10, error) {
+	format := m.format
 	ds := &CIFAR10{source: archive, format: format, batches: len(format.batchFiles(split))}
-	if meta != nil {
-		ds.classes, err = parseCIFARMeta(format, archive+":"+format.dir()+"/"+format.metaFile(), meta)
+	if m.meta != nil {
+		var err error
+		ds.classes, err = parseCIFARMeta(format, archive+":"+format.dir()+"/"+format.metaFile(), m.meta)
 		if err != nil {
 			return nil, err
 		}
@@ -318,14 +351,14 @@ func openCIFARArchive(archive string, split Split) (*CIFAR10, error) {
 	}
 	for _, name := range format.batchFiles(split) {
 		full := archive + ":" + format.dir() + "/" + name
-		data, ok := batches[name]
+		data, ok := m.batches[name]
 		if !ok {
 			return nil, fmt.Errorf("CIFAR-10 archive %s: missing %s/%s", archive, format.dir(), name)
 		}
 		if err := ds.addBatch(full, data); err != nil {
 			return nil, err
 		}
-		delete(batches, name)
+		delete(m.batches, name)
 	}
 	return ds, nil
 }

@@ -44,6 +44,14 @@
 // [RandomErasing] works on that, and [Mixer] mixes whole float32 batches
 // (Mixup / CutMix with label smoothing folded into soft targets).
 //
+// Which transforms a run uses is this package's policy too: [NativeSide] and
+// [IsNativeSide] tell whether a data set's images are already at the model's
+// side, [TrainTransformFor] and [EvalTransformFor] pick the small-image or
+// the 224 px recipe accordingly, [DefaultDir] names a data set's default
+// folder, and [PrepareForModel] prepares one image for prediction. Every
+// transform describes itself (a String method); [Describe] gives the words
+// config.json records.
+//
 // # Loading
 //
 // [Loader] decodes and augments samples on worker goroutines and yields

@@ -471,20 +471,11 @@ func (w *worker) build(ctx context.Context, b int) (*Batch, error) {
 	cfg := &l.cfg
 	start := b * cfg.BatchSize
 	end := min(start+cfg.BatchSize, len(w.order))
-	batch := l.pool.Get().(*Batch)
-	batch.pool = &l.pool
-	batch.Epoch, batch.Index = w.epoch, b
-	batch.N, batch.C, batch.H, batch.W = 0, 0, 0, 0
-	batch.Labels = batch.Labels[:0]
-	batch.Indices = batch.Indices[:0]
-	batch.Targets = nil
-	batch.Mix = MixInfo{Lambda: 1}
-	batch.Skipped = 0
+	batch := w.newBatch(b)
 	fail := func(err error) (*Batch, error) {
 		batch.Release()
 		return nil, err
 	}
-	per := 0
 	for k := start; k < end; k++ {
 		if err := ctx.Err(); err != nil {
 			return fail(err)
@@ -500,41 +491,11 @@ func (w *worker) build(ctx context.Context, b int) (*Batch, error) {
 			}
 			return fail(err)
 		}
-		if err := img.Validate(); err != nil {
-			return fail(fmt.Errorf("loader: sample %d after transforms: %w", idx, err))
+		if err := w.add(batch, img, idx, end-start, rng); err != nil {
+			return fail(err)
 		}
-		c := img.Channels
-		if cfg.Output == OutputFloat32 {
-			c = cfg.Normalize.outChannels(img.Channels)
-		}
-		if batch.N == 0 {
-			batch.C, batch.H, batch.W = c, img.Height, img.Width
-			per = c * img.Height * img.Width
-			n := (end - start) * per
-			if cfg.Output == OutputFloat32 {
-				batch.Float = growFloat32(batch.Float, n)
-				batch.Uint8 = batch.Uint8[:0]
-			} else {
-				batch.Uint8 = growUint8(batch.Uint8, n)
-				batch.Float = batch.Float[:0]
-			}
-		} else if c != batch.C || img.Height != batch.H || img.Width != batch.W {
-			return fail(fmt.Errorf("loader: sample %d is %dx%dx%d after transforms but batch %d holds %dx%dx%d images (add a resize or crop transform)",
-				idx, c, img.Height, img.Width, b, batch.C, batch.H, batch.W))
-		}
-		off := batch.N * per
-		if cfg.Output == OutputFloat32 {
-			x := cfg.Normalize.Apply(img, batch.Float[off:off+per])
-			if cfg.Erasing != nil {
-				cfg.Erasing.Apply(x, c, img.Height, img.Width, rng)
-			}
-		} else {
-			img.ToCHW(batch.Uint8[off : off+per])
-		}
-		batch.Labels = append(batch.Labels, int64(l.ds.Label(idx)))
-		batch.Indices = append(batch.Indices, idx)
-		batch.N++
 	}
+	per := batch.C * batch.H * batch.W
 	if cfg.Output == OutputFloat32 {
 		batch.Float = batch.Float[:batch.N*per]
 	} else {
@@ -549,6 +510,62 @@ func (w *worker) build(ctx context.Context, b int) (*Batch, error) {
 		batch.Targets, batch.Mix = targets, info
 	}
 	return batch, nil
+}
+
+// newBatch takes an empty batch b of the current epoch from the pool.
+func (w *worker) newBatch(b int) *Batch {
+	batch := w.l.pool.Get().(*Batch)
+	batch.pool = &w.l.pool
+	batch.Epoch, batch.Index = w.epoch, b
+	batch.N, batch.C, batch.H, batch.W = 0, 0, 0, 0
+	batch.Labels = batch.Labels[:0]
+	batch.Indices = batch.Indices[:0]
+	batch.Targets = nil
+	batch.Mix = MixInfo{Lambda: 1}
+	batch.Skipped = 0
+	return batch
+}
+
+// add appends sample idx, transformed into img, to a batch of up to size
+// samples: the first sample sets the batch's shape and sizes its buffer;
+// the sample is normalized (and erased with rng) or copied as bytes as the
+// Output says.
+func (w *worker) add(batch *Batch, img *Image, idx, size int, rng *rand.Rand) error {
+	cfg := &w.l.cfg
+	if err := img.Validate(); err != nil {
+		return fmt.Errorf("loader: sample %d after transforms: %w", idx, err)
+	}
+	c := img.Channels
+	if cfg.Output == OutputFloat32 {
+		c = cfg.Normalize.outChannels(img.Channels)
+	}
+	per := c * img.Height * img.Width
+	if batch.N == 0 {
+		batch.C, batch.H, batch.W = c, img.Height, img.Width
+		if cfg.Output == OutputFloat32 {
+			batch.Float = growFloat32(batch.Float, size*per)
+			batch.Uint8 = batch.Uint8[:0]
+		} else {
+			batch.Uint8 = growUint8(batch.Uint8, size*per)
+			batch.Float = batch.Float[:0]
+		}
+	} else if c != batch.C || img.Height != batch.H || img.Width != batch.W {
+		return fmt.Errorf("loader: sample %d is %dx%dx%d after transforms but batch %d holds %dx%dx%d images (add a resize or crop transform)",
+			idx, c, img.Height, img.Width, batch.Index, batch.C, batch.H, batch.W)
+	}
+	off := batch.N * per
+	if cfg.Output == OutputFloat32 {
+		x := cfg.Normalize.Apply(img, batch.Float[off:off+per])
+		if cfg.Erasing != nil {
+			cfg.Erasing.Apply(x, c, img.Height, img.Width, rng)
+		}
+	} else {
+		img.ToCHW(batch.Uint8[off : off+per])
+	}
+	batch.Labels = append(batch.Labels, int64(w.l.ds.Label(idx)))
+	batch.Indices = append(batch.Indices, idx)
+	batch.N++
+	return nil
 }
 
 func growFloat32(s []float32, n int) []float32 {

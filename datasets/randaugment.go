@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 )
@@ -18,6 +19,15 @@ type RandAugment struct {
 
 // DefaultRandAugment is RandAugment(num_ops=2, magnitude=9).
 var DefaultRandAugment = RandAugment{N: 2, M: 9, Bins: 31}
+
+// String describes the augmentation as torchvision's arguments, as
+// "RandAugment(2, 9)" (with the number of bins when it is not 31).
+func (t RandAugment) String() string {
+	if t.Bins != 0 && t.Bins != 31 {
+		return fmt.Sprintf("RandAugment(%d, %d, %d bins)", t.N, t.M, t.Bins)
+	}
+	return fmt.Sprintf("RandAugment(%d, %d)", t.N, t.M)
+}
 
 // RandAugmentOp names one RandAugment operation.
 type RandAugmentOp int

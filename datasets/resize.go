@@ -27,20 +27,7 @@ func (c *resampleCoeffs) compute(inSize, outSize int) {
 	filterScale := math.Max(scale, 1)
 	support := 1.0 * filterScale // bilinear support is 1
 	kmax := int(math.Ceil(support))*2 + 1
-	c.taps = kmax
-	if cap(c.bounds) < outSize {
-		c.bounds = make([]int, outSize)
-	}
-	c.bounds = c.bounds[:outSize]
-	if cap(c.weights) < outSize*kmax {
-		c.weights = make([]int32, outSize*kmax)
-	}
-	c.weights = c.weights[:outSize*kmax]
-	clear(c.weights)
-	if cap(c.k) < kmax {
-		c.k = make([]float64, kmax)
-	}
-	k := c.k[:kmax]
+	k := c.reserve(outSize, kmax)
 	taps := 0
 	for xx := 0; xx < outSize; xx++ {
 		center := (float64(xx) + 0.5) * scale
@@ -84,8 +71,33 @@ func (c *resampleCoeffs) compute(inSize, outSize int) {
 		c.bounds[xx] = xmin
 		taps = max(taps, n)
 	}
-	// Keep the zero padding within the input: an output pixel's window
-	// [bound, bound+taps) must not pass inSize.
+	c.clampToInput(inSize, kmax, taps)
+	c.repack(kmax, taps)
+}
+
+// reserve sizes c's buffers for outSize pixels of kmax taps each, with
+// zero weights, and returns the scratch for one pixel's float weights.
+func (c *resampleCoeffs) reserve(outSize, kmax int) []float64 {
+	c.taps = kmax
+	if cap(c.bounds) < outSize {
+		c.bounds = make([]int, outSize)
+	}
+	c.bounds = c.bounds[:outSize]
+	if cap(c.weights) < outSize*kmax {
+		c.weights = make([]int32, outSize*kmax)
+	}
+	c.weights = c.weights[:outSize*kmax]
+	clear(c.weights)
+	if cap(c.k) < kmax {
+		c.k = make([]float64, kmax)
+	}
+	return c.k[:kmax]
+}
+
+// clampToInput keeps the zero padding within the input: an output pixel's
+// window [bound, bound+taps) must not pass inSize, so a window that would
+// is moved left and its weights (of stride kmax) shifted right.
+func (c *resampleCoeffs) clampToInput(inSize, kmax, taps int) {
 	for xx, b := range c.bounds {
 		if b+taps > inSize {
 			shift := b + taps - inSize
@@ -95,9 +107,14 @@ func (c *resampleCoeffs) compute(inSize, outSize int) {
 			c.bounds[xx] = b - shift
 		}
 	}
+}
+
+// repack sets c.taps and, when it is below kmax, moves the weights to the
+// smaller stride.
+func (c *resampleCoeffs) repack(kmax, taps int) {
 	c.taps = taps
 	if taps < kmax {
-		// Repack with the smaller stride.
+		outSize := len(c.bounds)
 		for xx := 0; xx < outSize; xx++ {
 			copy(c.weights[xx*taps:xx*taps+taps], c.weights[xx*kmax:xx*kmax+taps])
 		}
@@ -131,13 +148,16 @@ func ResizeBilinear(src *Image, x0, y0, w, h, outW, outH int) *Image {
 }
 
 // resizeBilinearInto is ResizeBilinear writing into dst (resized, its
-// buffer reused) with the scratch buffers s, and returns dst.
+// buffer reused) with the scratch buffers s, and returns dst. It runs the
+// horizontal pass when the width changes and the vertical one when the
+// height does, each only over the rows the next step reads.
 func resizeBilinearInto(dst, src *Image, x0, y0, w, h, outW, outH int, s *resizeScratch) *Image {
 	ch := src.Channels
 	dst.Resize(outW, outH, ch)
+	r := resizeRect{src: src, x0: x0, y0: y0, w: w, stride: outW * ch}
 	if w == outW && h == outH {
 		for y := 0; y < h; y++ {
-			copy(dst.Pix[y*outW*ch:(y+1)*outW*ch], src.Pix[((y0+y)*src.Width+x0)*ch:])
+			copy(dst.Pix[y*r.stride:(y+1)*r.stride], r.srcRow(y))
 		}
 		return dst
 	}
@@ -149,56 +169,81 @@ func resizeBilinearInto(dst, src *Image, x0, y0, w, h, outW, outH int, s *resize
 		rowFirst = s.v.bounds[0]
 		rowLast = s.v.bounds[outH-1] + s.v.taps
 	}
-	stride := outW * ch
 	// Horizontal pass over the needed rows into tmp (rows rowFirst..rowLast-1
 	// of the rectangle), or straight into dst when there is no vertical pass.
-	var tmp []uint8
-	tmpOff := 0
 	switch {
 	case w == outW:
 		// Vertical only: read the source rows in place.
 	case h == outH:
-		tmp = dst.Pix
+		r.tmp = dst.Pix
 	default:
-		n := (rowLast - rowFirst) * stride
+		n := (rowLast - rowFirst) * r.stride
 		if cap(s.tmp) < n {
 			s.tmp = make([]uint8, n)
 		}
-		tmp = s.tmp[:n]
-		tmpOff = rowFirst
+		r.tmp, r.tmpOff = s.tmp[:n], rowFirst
 	}
 	if w != outW {
 		s.h.compute(w, outW)
-		for y := rowFirst; y < rowLast; y++ {
-			row := src.Pix[((y0+y)*src.Width+x0)*ch : ((y0+y)*src.Width+x0+w)*ch]
-			out := tmp[(y-tmpOff)*stride : (y-tmpOff+1)*stride]
-			if ch == 3 {
-				resampleRow3(out, row, &s.h)
-			} else {
-				resampleRowN(out, row, ch, &s.h)
-			}
-		}
+		r.horizontal(&s.h, rowFirst, rowLast)
 	}
 	if h == outH {
 		return dst
 	}
-	// Vertical pass: row(y) returns row y of the horizontally resampled
-	// rectangle.
-	var row func(y int) []uint8
+	row := r.tmpRow
 	if w == outW {
-		row = func(y int) []uint8 {
-			o := ((y0+y)*src.Width + x0) * ch
-			return src.Pix[o : o+stride]
-		}
-	} else {
-		row = func(y int) []uint8 { return tmp[(y-tmpOff)*stride : (y-tmpOff+1)*stride] }
+		row = r.srcRow
 	}
+	s.vertical(dst.Pix, row, r.stride)
+	return dst
+}
+
+// resizeRect is the rectangle of src being resized: w source pixels from
+// (x0, y0) a row, stride bytes a row after the horizontal pass, which writes
+// row y of the rectangle to row y-tmpOff of tmp.
+type resizeRect struct {
+	src            *Image
+	x0, y0, w      int
+	stride, tmpOff int
+	tmp            []uint8
+}
+
+// srcRow returns row y of the rectangle in the source, stride bytes long
+// (w pixels when the width does not change).
+func (r *resizeRect) srcRow(y int) []uint8 {
+	o := ((r.y0+y)*r.src.Width + r.x0) * r.src.Channels
+	return r.src.Pix[o : o+r.stride]
+}
+
+// tmpRow returns row y of the horizontally resampled rectangle.
+func (r *resizeRect) tmpRow(y int) []uint8 {
+	return r.tmp[(y-r.tmpOff)*r.stride : (y-r.tmpOff+1)*r.stride]
+}
+
+// horizontal resamples rows rowFirst..rowLast-1 of the rectangle into tmp
+// with the coefficients c.
+func (r *resizeRect) horizontal(c *resampleCoeffs, rowFirst, rowLast int) {
+	src, ch := r.src, r.src.Channels
+	for y := rowFirst; y < rowLast; y++ {
+		row := src.Pix[((r.y0+y)*src.Width+r.x0)*ch : ((r.y0+y)*src.Width+r.x0+r.w)*ch]
+		out := r.tmpRow(y)
+		if ch == 3 {
+			resampleRow3(out, row, c)
+		} else {
+			resampleRowN(out, row, ch, c)
+		}
+	}
+}
+
+// vertical runs the vertical pass with s.v into dst (rows of stride bytes):
+// row(y) returns row y of the horizontally resampled rectangle.
+func (s *resizeScratch) vertical(dst []uint8, row func(y int) []uint8, stride int) {
 	taps := s.v.taps
 	if taps > 4 && cap(s.acc) < stride {
 		s.acc = make([]int32, stride)
 	}
-	for yy := 0; yy < outH; yy++ {
-		out := dst.Pix[yy*stride : (yy+1)*stride]
+	for yy := range s.v.bounds {
+		out := dst[yy*stride : (yy+1)*stride]
 		b := s.v.bounds[yy]
 		k := s.v.weights[yy*taps : yy*taps+taps]
 		switch taps {
@@ -227,7 +272,6 @@ func resizeBilinearInto(dst, src *Image, x0, y0, w, h, outW, outH int, s *resize
 			}
 		}
 	}
-	return dst
 }
 
 // resampleRow3 resamples one RGB row with the coefficients c.

@@ -1,8 +1,10 @@
 package datasets
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 )
 
 // Transform is an image augmentation. Apply returns the transformed image,
@@ -31,6 +33,21 @@ func (c Compose) Apply(img *Image, rng *rand.Rand) *Image {
 		}
 	}
 	return img
+}
+
+// String describes the transforms in order, separated by commas ("none"
+// when there are none).
+func (c Compose) String() string {
+	var parts []string
+	for _, t := range c {
+		if t != nil {
+			parts = append(parts, Describe(t))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // uniform returns a float64 uniform in [lo, hi).
@@ -102,6 +119,27 @@ func (t RandomResizedCrop) Apply(img *Image, rng *rand.Rand) *Image {
 	return ResizeBilinear(img, left, top, w, h, t.Size, t.Size)
 }
 
+// String describes the crop, as "RandomResizedCrop 224 (scale 0.08-1,
+// ratio 3/4-4/3)".
+func (t RandomResizedCrop) String() string {
+	scale, ratio := t.bounds()
+	return fmt.Sprintf("RandomResizedCrop %d (scale %g-%g, ratio %s-%s)", t.Size, scale[0], scale[1], fraction(ratio[0]), fraction(ratio[1]))
+}
+
+// fraction writes x as p/q when it is one with a small q (3/4), else as %g.
+func fraction(x float64) string {
+	for q := 1; q <= 12; q++ {
+		p := math.Round(x * float64(q))
+		if p/float64(q) == x {
+			if q == 1 {
+				return fmt.Sprintf("%g", p)
+			}
+			return fmt.Sprintf("%g/%d", p, q)
+		}
+	}
+	return fmt.Sprintf("%g", x)
+}
+
 // leadingCrop splits t into the RandomResizedCrop it applies first and the
 // transforms that follow it (nil when none), for a Loader that fuses the
 // crop with decoding; ok is false when t does not start with one.
@@ -154,6 +192,9 @@ func (t ResizeShorter) Apply(img *Image, _ *rand.Rand) *Image {
 	return ResizeBilinear(img, 0, 0, w, h, nw, nh)
 }
 
+// String describes the resize, as "resize shorter side to 256".
+func (t ResizeShorter) String() string { return fmt.Sprintf("resize shorter side to %d", t.Size) }
+
 // CenterCrop crops the central Size x Size window (torchvision's
 // CenterCrop: offsets rounded half to even, zero padding when the image is
 // smaller).
@@ -166,6 +207,9 @@ func (t CenterCrop) Apply(img *Image, _ *rand.Rand) *Image {
 	}
 	return cropPad(img, centerOffset(img.Width, t.Size), centerOffset(img.Height, t.Size), t.Size, t.Size)
 }
+
+// String describes the crop, as "center crop 224".
+func (t CenterCrop) String() string { return fmt.Sprintf("center crop %d", t.Size) }
 
 func centerOffset(size, crop int) int {
 	if crop > size {
@@ -202,6 +246,14 @@ func (t RandomCrop) Apply(img *Image, rng *rand.Rand) *Image {
 	return cropPad(img, left-t.Padding, top-t.Padding, t.Size, t.Size)
 }
 
+// String describes the crop, as "random crop 32 with 4 px zero padding".
+func (t RandomCrop) String() string {
+	if t.Padding == 0 {
+		return fmt.Sprintf("random crop %d", t.Size)
+	}
+	return fmt.Sprintf("random crop %d with %d px zero padding", t.Size, t.Padding)
+}
+
 // HorizontalFlip mirrors the image left to right with probability P.
 type HorizontalFlip struct{ P float64 }
 
@@ -212,6 +264,9 @@ func (t HorizontalFlip) Apply(img *Image, rng *rand.Rand) *Image {
 	}
 	return img
 }
+
+// String describes the flip, as "horizontal flip 0.5".
+func (t HorizontalFlip) String() string { return fmt.Sprintf("horizontal flip %g", t.P) }
 
 // FlipHorizontal mirrors img left to right in place.
 func FlipHorizontal(img *Image) {

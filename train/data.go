@@ -27,8 +27,15 @@ func limit(ds datasets.Dataset, n int) datasets.Dataset {
 	return limited{ds, n}
 }
 
+// openOptions are the reader options of a run: the pooled Mini-ImageNet
+// split drawn with splitSeed.
+func openOptions(splitSeed uint64) datasets.OpenOptions {
+	return datasets.OpenOptions{MiniImageNet: datasets.MiniImageNetOptions{Split: datasets.PooledSplitConfig{Seed: splitSeed}}}
+}
+
 // DataPlan describes the data of a run: the splits, transforms and
-// normalization actually used (recorded in config.json).
+// normalization actually used. TrainAugment and EvalTransform describe the
+// transforms as config.json records them (datasets.Describe).
 type DataPlan struct {
 	Train, Test   datasets.Dataset
 	TrainAugment  string
@@ -59,7 +66,7 @@ func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error)
 		}
 		dir = got
 	}
-	opts := datasets.OpenOptions{MiniImageNet: datasets.MiniImageNetOptions{Split: datasets.PooledSplitConfig{Seed: o.SplitSeed}}}
+	opts := openOptions(o.SplitSeed)
 	tr, err := datasets.Open(o.Dataset, dir, datasets.Train, opts)
 	if err != nil {
 		hint := ""
@@ -73,28 +80,9 @@ func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error)
 		return nil, fmt.Errorf("open the test split: %w", err)
 	}
 	p := &DataPlan{Train: limit(tr, o.LimitTrain), Test: limit(te, o.LimitEval), Normalize: datasets.NormalizationFor(o.Dataset)}
-	side := o.ImgSize
-	if n := datasets.NativeSide(o.Dataset); n == side || (n == 0 && firstImageIsSide(p.Train, side)) {
-		p.trainT = datasets.Compose{datasets.HorizontalFlip{P: 0.5}}
-		p.TrainAugment = "horizontal flip 0.5"
-		if o.CropPadding > 0 {
-			p.trainT = datasets.Compose{datasets.RandomCrop{Size: side, Padding: o.CropPadding}, datasets.HorizontalFlip{P: 0.5}}
-			p.TrainAugment = fmt.Sprintf("random crop %d with %d px zero padding, horizontal flip 0.5", side, o.CropPadding)
-		}
-		p.EvalTransform = "none"
-		if o.RandAugment {
-			p.trainT = append(p.trainT.(datasets.Compose), datasets.DefaultRandAugment)
-			p.TrainAugment += ", RandAugment(2, 9)"
-		}
-	} else {
-		p.trainT = datasets.TrainTransform(side, o.RandAugment)
-		p.TrainAugment = fmt.Sprintf("RandomResizedCrop %d (scale 0.08-1, ratio 3/4-4/3), horizontal flip 0.5", side)
-		if o.RandAugment {
-			p.TrainAugment += ", RandAugment(2, 9)"
-		}
-		p.evalT = datasets.EvalTransform(side)
-		p.EvalTransform = fmt.Sprintf("resize shorter side to %d, center crop %d", int(float64(side)/datasets.EvalCropPct), side)
-	}
+	p.trainT = datasets.TrainTransformFor(o.Dataset, p.Train, o.ImgSize, o.CropPadding, o.RandAugment)
+	p.evalT = datasets.EvalTransformFor(o.Dataset, p.Train, o.ImgSize)
+	p.TrainAugment, p.EvalTransform = datasets.Describe(p.trainT), datasets.Describe(p.evalT)
 	if p.Train.Len() == 0 || p.Test.Len() == 0 {
 		return nil, fmt.Errorf("%s at %s: %d training and %d test images: both splits need images", o.Dataset, dir, p.Train.Len(), p.Test.Len())
 	}
@@ -126,11 +114,11 @@ func (p *DataPlan) evalLoader(o *Options, ds datasets.Dataset, batch int, shard 
 }
 
 // EvalData opens one split of a data set for evaluation with the
-// transform a training run at imgSize would use (none at a data set's
-// native side, else resize + center crop) and the given normalization.
+// transform a training run at imgSize would use
+// (datasets.EvalTransformFor: none at a data set's native side, else
+// resize + center crop).
 func EvalData(dataset, dir string, split datasets.Split, imgSize, limitN int, splitSeed uint64) (datasets.Dataset, datasets.Transform, error) {
-	opts := datasets.OpenOptions{MiniImageNet: datasets.MiniImageNetOptions{Split: datasets.PooledSplitConfig{Seed: splitSeed}}}
-	ds, err := datasets.Open(dataset, dir, split, opts)
+	ds, err := datasets.Open(dataset, dir, split, openOptions(splitSeed))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -138,37 +126,12 @@ func EvalData(dataset, dir string, split datasets.Split, imgSize, limitN int, sp
 	if ds.Len() == 0 {
 		return nil, nil, fmt.Errorf("%s at %s: the %s split has no images", dataset, dir, split)
 	}
-	if datasets.NativeSide(dataset) == imgSize || (datasets.NativeSide(dataset) == 0 && firstImageIsSide(ds, imgSize)) {
-		return ds, nil, nil
-	}
-	return ds, datasets.EvalTransform(imgSize), nil
+	return ds, datasets.EvalTransformFor(dataset, ds, imgSize), nil
 }
 
 // EvalLoader batches a data set in order for evaluation.
 func EvalLoader(ds datasets.Dataset, t datasets.Transform, norm datasets.Normalize, batch, workers int) (*datasets.Loader, error) {
 	return datasets.NewLoader(ds, datasets.LoaderConfig{BatchSize: batch, Workers: workers, Transform: t, Normalize: norm})
-}
-
-// PredictInput prepares one image as CLI.md's predict says: an image of
-// exactly side x side is used as is; any other is resized (shorter side to
-// side / 0.875) and center-cropped; then scaled to [0, 1] and normalized.
-// It returns CHW floats.
-func PredictInput(img *datasets.Image, side int, norm datasets.Normalize) []float32 {
-	if img.Width != side || img.Height != side {
-		img = datasets.EvalTransform(side).Apply(img, nil)
-	}
-	return norm.Apply(img, make([]float32, norm.Len(img)))
-}
-
-// firstImageIsSide reports whether the first image of a data set is already
-// side x side (a folder of CIFAR-10 images at 32 px, say): such data sets get
-// the small-image transforms (random crop with padding, no eval resize).
-func firstImageIsSide(ds datasets.Dataset, side int) bool {
-	if ds.Len() == 0 {
-		return false
-	}
-	img := &datasets.Image{}
-	return ds.Load(0, img) == nil && img.Width == side && img.Height == side
 }
 
 // DataBenchResult is what `gsrmt-cli bench-data` reports.

@@ -127,26 +127,43 @@ func (e *Encoder) fromMemo(key any) bool {
 	return true
 }
 
+// save writes v: as a persistent ID when PersistentID claims it, else by
+// its kind.
 func (e *Encoder) save(v any, depth int) error {
 	if depth > maxDepth {
 		return errTooDeep
 	}
 	if e.PersistentID != nil {
 		if pid, ok := e.PersistentID(v); ok {
-			key, hasID := identity(v)
-			if hasID && e.fromMemo(key) {
-				return nil
-			}
-			if err := e.save(pid, depth+1); err != nil {
-				return err
-			}
-			e.w.WriteByte(opBinPersID)
-			if hasID {
-				e.memoize(key)
-			}
-			return nil
+			return e.savePersistent(v, pid, depth)
 		}
 	}
+	if ok, err := e.saveScalar(v); ok {
+		return err
+	}
+	return e.saveComposite(v, depth)
+}
+
+// savePersistent writes pid and BINPERSID in place of v, or a reference to
+// the memo when v, having an identity, was written before.
+func (e *Encoder) savePersistent(v, pid any, depth int) error {
+	key, hasID := identity(v)
+	if hasID && e.fromMemo(key) {
+		return nil
+	}
+	if err := e.save(pid, depth+1); err != nil {
+		return err
+	}
+	e.w.WriteByte(opBinPersID)
+	if hasID {
+		e.memoize(key)
+	}
+	return nil
+}
+
+// saveScalar writes v when it is None, a bool, a number, a string or bytes,
+// and reports whether it was one of those.
+func (e *Encoder) saveScalar(v any) (ok bool, err error) {
 	switch v := v.(type) {
 	case nil:
 		e.w.WriteByte(opNone)
@@ -156,6 +173,25 @@ func (e *Encoder) save(v any, depth int) error {
 		} else {
 			e.w.WriteByte(opNewFalse)
 		}
+	case int, int8, int16, int32, int64, uint8, uint16, uint32, uint, uint64, *big.Int:
+		return true, e.saveInteger(v)
+	case float32:
+		e.saveFloat(float64(v))
+	case float64:
+		e.saveFloat(v)
+	case string:
+		return true, e.saveString(v)
+	case []byte:
+		return true, e.saveBytes(v)
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// saveInteger writes a Go integer or a *big.Int.
+func (e *Encoder) saveInteger(v any) error {
+	switch v := v.(type) {
 	case int:
 		e.saveInt(int64(v))
 	case int8:
@@ -181,14 +217,13 @@ func (e *Encoder) save(v any, depth int) error {
 			return errors.New("cannot encode a nil *big.Int")
 		}
 		e.saveBig(v)
-	case float32:
-		e.saveFloat(float64(v))
-	case float64:
-		e.saveFloat(v)
-	case string:
-		return e.saveString(v)
-	case []byte:
-		return e.saveBytes(v)
+	}
+	return nil
+}
+
+// saveComposite writes tuples, lists, dicts, sets, globals and reductions.
+func (e *Encoder) saveComposite(v any, depth int) error {
+	switch v := v.(type) {
 	case Tuple:
 		return e.saveTuple(v, depth)
 	case []any:
@@ -207,16 +242,7 @@ func (e *Encoder) save(v any, depth int) error {
 		}
 		return e.saveDict(v, depth)
 	case map[string]any:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		d := &Dict{}
-		for _, k := range keys {
-			d.Set(k, v[k]) // cannot fail: strings are hashable
-		}
-		return e.saveDict(d, depth)
+		return e.saveDict(sortedDict(v), depth)
 	case *Set:
 		if v == nil {
 			return errors.New("cannot encode a nil *Set")
@@ -226,10 +252,22 @@ func (e *Encoder) save(v any, depth int) error {
 		return e.saveGlobal(v)
 	case *Reduce:
 		return e.saveReduce(v, depth)
-	default:
-		return fmt.Errorf("cannot encode a value of type %T", v)
 	}
-	return nil
+	return fmt.Errorf("cannot encode a value of type %T", v)
+}
+
+// sortedDict is m as a Dict with its keys in sorted order.
+func sortedDict(m map[string]any) *Dict {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	d := &Dict{}
+	for _, k := range keys {
+		d.Set(k, m[k]) // cannot fail: strings are hashable
+	}
+	return d
 }
 
 func anySlice[T any](s []T) []any {

@@ -62,10 +62,30 @@ func ConfusionMatrix(path string, classes []string, counts [][]int64) (err error
 	if err := checkCounts(n, counts); err != nil {
 		return fmt.Errorf("plot: confusion matrix %s: %w", path, err)
 	}
+	norm, total, correct := normaliseRows(counts)
+	g := newCMGeometry(n)
+	p := newCMPlot(cmTitle(total, correct), g.labelPt)
+	yticks, widest := setClassTicks(p, classes, g)
 
-	// Row normalisation and totals.
-	norm := make([][]float64, n)
-	var total, correct int64
+	hm := plotter.NewHeatMap(cmGrid{norm}, cmPalette(256))
+	hm.Min, hm.Max = 0, 1
+	hm.NaN = cmEmptyRow
+	p.Add(hm)
+	if n <= MaxCountClasses {
+		lbl, err := countLabels(counts, norm, g.cell)
+		if err != nil {
+			return fmt.Errorf("plot: confusion matrix %s: %w", path, err)
+		}
+		p.Add(lbl)
+	}
+	return drawConfusion(path, p, g, yticks, widest)
+}
+
+// normaliseRows divides each row of counts by its sum (NaN for a row that
+// sums to 0) and returns the number of samples and of correct predictions
+// (the diagonal).
+func normaliseRows(counts [][]int64) (norm [][]float64, total, correct int64) {
+	norm = make([][]float64, len(counts))
 	for t, row := range counts {
 		var sum int64
 		for _, v := range row {
@@ -73,7 +93,7 @@ func ConfusionMatrix(path string, classes []string, counts [][]int64) (err error
 		}
 		total += sum
 		correct += row[t]
-		norm[t] = make([]float64, n)
+		norm[t] = make([]float64, len(row))
 		for p, v := range row {
 			if sum == 0 {
 				norm[t][p] = math.NaN()
@@ -82,27 +102,40 @@ func ConfusionMatrix(path string, classes []string, counts [][]int64) (err error
 			}
 		}
 	}
+	return norm, total, correct
+}
 
-	// Geometry: the matrix side grows with n, the fonts with the cell.
-	side := min(cmMaxSide, max(cmMinSide, n*cmCellTarget))
-	cell := float64(side) / float64(n)
-	labelPt := vg.Length(math.Max(5, math.Min(11, cell*0.5)))
-	every := 1
-	if cell < cmMinLabelPx {
-		every = int(math.Ceil(cmMinLabelPx / cell))
-	}
-	names := make([]string, n)
-	for i, c := range classes {
-		names[i] = abbreviate(c, cmMaxLabel)
-	}
+// cmGeometry is the layout of an n-class matrix: its side in pixels grows
+// with n, the cell and label font with it; below cmMinLabelPx a cell only
+// every every-th class is named.
+type cmGeometry struct {
+	n, side, every int
+	cell           float64
+	labelPt        vg.Length
+}
 
-	p := gplot.New()
+func newCMGeometry(n int) cmGeometry {
+	g := cmGeometry{n: n, side: min(cmMaxSide, max(cmMinSide, n*cmCellTarget)), every: 1}
+	g.cell = float64(g.side) / float64(n)
+	g.labelPt = vg.Length(math.Max(5, math.Min(11, g.cell*0.5)))
+	if g.cell < cmMinLabelPx {
+		g.every = int(math.Ceil(cmMinLabelPx / g.cell))
+	}
+	return g
+}
+
+// cmTitle gives the number of samples and the overall accuracy.
+func cmTitle(total, correct int64) string {
 	title := "confusion matrix (row-normalised)"
 	if total > 0 {
-		title += fmt.Sprintf(": %d samples, accuracy %.2f%%", total, 100*float64(correct)/float64(total))
-	} else {
-		title += ": no samples"
+		return title + fmt.Sprintf(": %d samples, accuracy %.2f%%", total, 100*float64(correct)/float64(total))
 	}
+	return title + ": no samples"
+}
+
+// newCMPlot is the plot of the matrix with its title, axis labels and fonts.
+func newCMPlot(title string, labelPt vg.Length) *gplot.Plot {
+	p := gplot.New()
 	p.Title.Text = title
 	p.Title.TextStyle.Font.Size = 14
 	p.Title.Padding = px(10)
@@ -115,41 +148,38 @@ func ConfusionMatrix(path string, classes []string, counts [][]int64) (err error
 	p.X.Padding, p.Y.Padding = 0, 0
 	p.X.Tick.Label.Font.Size = labelPt
 	p.Y.Tick.Label.Font.Size = labelPt
+	return p
+}
 
-	var xticks, yticks []gplot.Tick
-	widest := vg.Length(0)
-	for i := 0; i < n; i++ {
+// setClassTicks names the classes on both axes (abbreviated, every
+// g.every-th one), turning the column names vertical when they do not fit,
+// and returns the row ticks and the width of the widest name.
+func setClassTicks(p *gplot.Plot, classes []string, g cmGeometry) (yticks []gplot.Tick, widest vg.Length) {
+	var xticks []gplot.Tick
+	for i, c := range classes {
 		name := ""
-		if i%every == 0 {
-			name = names[i]
+		if i%g.every == 0 {
+			name = abbreviate(c, cmMaxLabel)
 		}
 		widest = max(widest, p.X.Tick.Label.Width(name))
 		xticks = append(xticks, gplot.Tick{Value: float64(i), Label: name})
 		// Row i (class i) is drawn at y = n-1-i so that class 0 is on top.
-		yticks = append(yticks, gplot.Tick{Value: float64(n - 1 - i), Label: name})
+		yticks = append(yticks, gplot.Tick{Value: float64(g.n - 1 - i), Label: name})
 	}
-	if toPx(widest) > 0.9*cell*float64(every) {
+	if toPx(widest) > 0.9*g.cell*float64(g.every) {
 		p.X.Tick.Label.Rotation = math.Pi / 2
 		p.X.Tick.Label.XAlign = draw.XRight
 		p.X.Tick.Label.YAlign = draw.YCenter
 	}
 	p.X.Tick.Marker = gplot.ConstantTicks(xticks)
 	p.Y.Tick.Marker = gplot.ConstantTicks(yticks)
+	return yticks, widest
+}
 
-	hm := plotter.NewHeatMap(cmGrid{norm}, cmPalette(256))
-	hm.Min, hm.Max = 0, 1
-	hm.NaN = cmEmptyRow
-	p.Add(hm)
-
-	if n <= MaxCountClasses {
-		lbl, err := countLabels(counts, norm, cell)
-		if err != nil {
-			return fmt.Errorf("plot: confusion matrix %s: %w", path, err)
-		}
-		p.Add(lbl)
-	}
-
-	// Canvas size: matrix plus room for the axes, title and colour bar.
+// drawConfusion draws p and the colour bar on a canvas sized for the
+// matrix plus room for the axes, title and colour bar, and writes it to
+// path.
+func drawConfusion(path string, p *gplot.Plot, g cmGeometry, yticks []gplot.Tick, widest vg.Length) error {
 	yAxisW := 0.0
 	for _, t := range yticks {
 		yAxisW = max(yAxisW, toPx(p.Y.Tick.Label.Width(t.Label)))
@@ -160,12 +190,12 @@ func ConfusionMatrix(path string, classes []string, counts [][]int64) (err error
 		xAxisH = toPx(widest)
 	}
 	xAxisH += toPx(p.X.Label.TextStyle.Height(p.X.Label.Text)) + 6 + toPx(p.X.Tick.Length) + 8
-	titleH := toPx(p.Title.TextStyle.Height(title)) + 10
+	titleH := toPx(p.Title.TextStyle.Height(p.Title.Text)) + 10
 	const pad, cbarArea = 16, 90
-	width := int(math.Ceil(pad + yAxisW + float64(side) + cbarArea + pad))
-	height := int(math.Ceil(pad + titleH + float64(side) + xAxisH + pad))
+	width := int(math.Ceil(pad + yAxisW + float64(g.side) + cbarArea + pad))
+	height := int(math.Ceil(pad + titleH + float64(g.side) + xAxisH + pad))
 	// The title is centred on the plot area: keep it inside the image.
-	width = max(width, int(math.Ceil(toPx(p.Title.TextStyle.Width(title))))+2*pad+cbarArea)
+	width = max(width, int(math.Ceil(toPx(p.Title.TextStyle.Width(p.Title.Text))))+2*pad+cbarArea)
 
 	img := newCanvas(width, height)
 	dc := draw.New(img)
