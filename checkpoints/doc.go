@@ -1,28 +1,30 @@
-// Package checkpoints reads and writes model checkpoints in PyTorch's own
-// formats. The file formats are handled in pure Go; gotch.go bridges to
-// libtorch tensors (FromTorchTensor, ToTorchTensor), model.go to gsrmt
-// models (ModelStateDict, LoadModelState, LoadWeights, ReadCheckpoint,
-// CheckModelState, Checkpoint.BuildModel, ExportSafetensors) and
-// training.go holds gsrmt's training checkpoint (SaveTraining,
-// LoadTraining, ReadConfig; DATA.md, Checkpoints).
+// Package checkpoints is gsrmt's checkpoint schema on top of the format
+// layer in checkpoints/torchfmt (PyTorch's zip and legacy .pt files and
+// safetensors, in pure Go): what gsrmt's files hold, and the bridge between
+// their tensors and gsrmt models on libtorch.
 //
-// Save and Write produce the zip serialization that torch.save writes since
-// PyTorch 1.6 (records <archive>/data.pkl, <archive>/byteorder,
-// <archive>/data/<key> and <archive>/version, stored uncompressed, each
-// record's data aligned to 64 bytes as PyTorch aligns it), which PyTorch
-// opens with torch.load(path, weights_only=True). Load and Read accept that
-// format and the legacy one of earlier PyTorch versions, decoding the pickle
-// with a safe unpickler that allows only plain data, numpy arrays and
-// tensors. SaveSafetensors and LoadSafetensors handle the safetensors
-// format.
+// Reading: Open reads a weights file once, whatever its format (our
+// training checkpoint, a bare state_dict, a dict holding one, safetensors),
+// into a Checkpoint with the model config and the run's description when
+// the file records them; Checkpoint.LoadInto and Checkpoint.BuildModel put
+// its weights into a model (checked first by CheckModelState, so that a
+// hostile config allocates nothing); LoadModelState does the same for any
+// state_dict, strictly or not. LoadTraining reads a whole training state.
 //
-// A Tensor is a strided view of a Storage of little-endian bytes, with the
-// DTypes PyTorch checkpoints commonly hold: float32, float64, float16,
-// bfloat16, int64, int32, int16, int8, uint8 and bool. Several tensors may
-// view one storage; saving writes each storage once.
+// Writing: Save writes any tree as torch.save does (a state_dict from
+// ModelStateDict, for instance), SaveTraining a training checkpoint and
+// SaveStateSafetensors or ExportSafetensors safetensors; every write is
+// atomic.
 //
-// Checkpoint trees are built from *Dict (ordered, with NewDict or
-// NewOrderedDict), []any, Tuple, *Tensor, strings, integers, floats, bools
-// and nil. PyTorch 1.13's weights_only loader does not support floats
-// (BINFLOAT); PyTorch 2 does.
+// A training checkpoint (TrainingState) is assembled from typed sections
+// that their components own: the model's state_dict and gsrmt.Config, the
+// run's RunInfo (also config.json's), AdamW's OptimizerState, the
+// schedule's SchedulerState, the EMA's state_dict, the training loop's
+// Position and EpochRecord rows. Each is stored as plain dicts and lists of
+// numbers and strings, which torch.load opens; files of the older layout,
+// whose position and rows were JSON strings, still load.
+//
+// gotch.go converts between checkpoint tensors and libtorch's
+// (FromTorchTensor, ToTorchTensor); format.go re-exports the format layer's
+// types (Dict, Tensor, DType, ...) that this package's API uses.
 package checkpoints

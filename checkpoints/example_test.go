@@ -7,8 +7,11 @@ import (
 	"path/filepath"
 
 	"github.com/gsrmt/gsrmt/checkpoints"
+	"github.com/gsrmt/gsrmt/gsrmt"
 )
 
+// A training checkpoint assembled from typed sections, and read back once
+// by Open.
 func Example() {
 	dir, err := os.MkdirTemp("", "ckpt")
 	if err != nil {
@@ -16,37 +19,37 @@ func Example() {
 	}
 	defer os.RemoveAll(dir)
 
-	w, err := checkpoints.FromFloat32(checkpoints.Float32, []int64{2, 3}, []float32{1, 2, 3, 4, 5, 6})
+	cfg, err := gsrmt.PresetConfig("swat", "nano", 2)
 	if err != nil {
 		log.Fatal(err)
 	}
-	model := checkpoints.NewOrderedDict()
-	model.Set("head.weight", w)
-	// A transposed view of the same storage: saved once, loaded shared.
-	model.Set("head.weight_t", &checkpoints.Tensor{Storage: w.Storage, Shape: []int64{3, 2}, Stride: []int64{1, 3}})
-	ckpt := checkpoints.NewDict()
-	ckpt.Set("format", "gsrmt-checkpoint-v1")
-	ckpt.Set("epoch", 3)
-	ckpt.Set("model", model)
+	w, err := checkpoints.FromFloat32(checkpoints.Float32, []int64{2}, []float32{1, 2})
+	if err != nil {
+		log.Fatal(err)
+	}
+	state := checkpoints.NewOrderedDict()
+	state.Set("head.fc.bias", w)
+	path := filepath.Join(dir, "last.pt") // torch.load(path) opens it
+	err = checkpoints.SaveTraining(path, nil, &checkpoints.TrainingState{
+		ModelConfig: cfg,
+		Model:       state,
+		Run:         &checkpoints.RunInfo{Dataset: "imagefolder", ClassNames: []string{"cat", "dog"}, ImgSize: 64},
+		Epoch:       1,
+		Scheduler:   &checkpoints.SchedulerState{Type: "warmup-cosine", BaseLR: 1e-3, TotalSteps: 100, Step: 40},
+		Position:    &checkpoints.Position{Epoch: 1, Batch: 15, BestTop1: 62.5, BestEpoch: 1},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
 
-	path := filepath.Join(dir, "last.pt") // torch.load(path, weights_only=True) opens it
-	if err := checkpoints.Save(path, ckpt); err != nil {
-		log.Fatal(err)
-	}
-	v, err := checkpoints.Load(path)
+	ck, err := checkpoints.Open(path)
 	if err != nil {
 		log.Fatal(err)
 	}
-	state, err := checkpoints.ModelState(v)
-	if err != nil {
-		log.Fatal(err)
-	}
-	for _, e := range state.Entries() {
-		t := e.Value.(*checkpoints.Tensor)
-		values, _ := t.Float32s()
-		fmt.Println(e.Key, t.DType(), t.Shape, values)
-	}
+	st := ck.Training
+	fmt.Println(ck.Kind, ck.Config.Variant, ck.Run.ClassNames, ck.State.Len())
+	fmt.Println(st.Scheduler.Step, st.Position.Batch, st.Position.BestTop1)
 	// Output:
-	// head.weight float32 [2 3] [1 2 3 4 5 6]
-	// head.weight_t float32 [3 2] [1 4 2 5 3 6]
+	// gsrmt swat [cat dog] 1
+	// 40 15 62.5
 }

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"unsafe"
 
+	"github.com/gsrmt/gsrmt/checkpoints/torchfmt"
 	"github.com/gsrmt/gsrmt/internal/torch"
 	"github.com/sugarme/gotch"
 	lib "github.com/sugarme/gotch/libtch"
@@ -101,7 +102,7 @@ func FromTorchTensor(t *ts.Tensor) (out *Tensor, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", torch.Error(err))
 	}
-	n, err := numel(shape)
+	n, err := torchfmt.ShapeNumel(shape)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoints: FromTorchTensor: %w", err)
 	}
@@ -191,7 +192,7 @@ func FromTorchTensors(names []string, tensors []*ts.Tensor) (*Dict, error) {
 // the tensors made so far are dropped; on success they are the caller's to
 // drop.
 func ToTorchTensors(d *Dict, device gotch.Device) (map[string]*ts.Tensor, error) {
-	named, err := NamedTensors(d)
+	named, err := torchfmt.NamedTensors(d)
 	if err != nil {
 		return nil, err
 	}

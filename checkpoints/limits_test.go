@@ -3,10 +3,8 @@ package checkpoints
 import (
 	"archive/zip"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,60 +12,48 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gsrmt/gsrmt/checkpoints/torchfmt"
 	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/sugarme/gotch"
 )
 
-// A zip checkpoint with two records of one name is refused, naming the file
-// and the record: torch.load reads the first, and reading the last (as
-// archive/zip's listing order would) gave other weights.
+// A zip checkpoint with two records of one name is refused by Open, naming
+// the file and the record (torchfmt tests the reader itself).
 func TestDuplicateZipRecord(t *testing.T) {
-	pkl := tensorPickle(t, "FloatStorage", "0", 2, []int64{2}, []int64{1}, 0)
+	sd := NewOrderedDict()
+	sd.Set("w", f32(t, []int64{2}, 1, 2))
+	var good bytes.Buffer
+	if err := torchfmt.Write(&good, sd); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(good.Bytes()), int64(good.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var buf bytes.Buffer
-	zw := &alignedZipWriter{zw: zip.NewWriter(&buf)}
-	for _, r := range []struct {
-		name string
-		data []byte
-	}{
-		{"archive/data.pkl", pkl},
-		{"archive/data/0", le32(1, 2)},
-		{"archive/data/0", le32(3, 4)},
-		{"archive/version", []byte("3\n")},
-	} {
-		if err := zw.add(r.name, r.data); err != nil {
-			t.Fatal(err)
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		copies := 1
+		if f.Name == "archive/data/0" {
+			copies = 2
+		}
+		for i := 0; i < copies; i++ {
+			if err := zw.Copy(f); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	if err := zw.zw.Close(); err != nil {
+	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "dup.pt")
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for name, load := range map[string]func() error{
-		"Load":           func() error { _, err := Load(path); return err },
-		"ReadCheckpoint": func() error { _, err := ReadCheckpoint(path); return err },
-	} {
-		err := load()
-		if !errors.Is(err, ErrDuplicateRecord) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), `"archive/data/0"`) {
-			t.Errorf("%s: error %v, want ErrDuplicateRecord naming %s and archive/data/0", name, err, path)
-		}
+	_, err = Open(path)
+	if !errors.Is(err, torchfmt.ErrDuplicateRecord) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), `"archive/data/0"`) {
+		t.Errorf("error %v, want ErrDuplicateRecord naming %s and archive/data/0", err, path)
 	}
-	// The same records without the duplicate load.
-	good := zipWith(t, pkl, map[string][]byte{"data/0": le32(1, 2)})
-	if _, err := Read(bytes.NewReader(good), int64(len(good))); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// le32 is the little-endian bytes of float32 values.
-func le32(vals ...float32) []byte {
-	b := make([]byte, 0, 4*len(vals))
-	for _, v := range vals {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
-	}
-	return b
 }
 
 // CheckModelState, which builds nothing, reports what a strict
@@ -121,7 +107,7 @@ func modelElems(cfg gsrmt.Config) int64 {
 // line naming the file and what is wrong.
 func TestBuildModelRefusesHostileConfigs(t *testing.T) {
 	dir := t.TempDir()
-	tiny := set(t, NewDict(), "stem.conv1.weight", mustTensor(t)(FromFloat32(Float32, []int64{2, 3}, make([]float32, 6))))
+	tiny := with(NewDict(), "stem.conv1.weight", f32(t, []int64{2, 3}))
 	write := func(name string, tweak func(*gsrmt.Config)) (string, gsrmt.Config) {
 		cfg, err := gsrmt.PresetConfig("swat", "nano", 10)
 		if err != nil {
@@ -138,7 +124,7 @@ func TestBuildModelRefusesHostileConfigs(t *testing.T) {
 	// dims[3] = 4096 is within the limits (about 150 M parameters): the
 	// shapes refuse it, with the element counts of both sides.
 	path, cfg := write("wide.pt", func(c *gsrmt.Config) { c.Dims[3] = 4096 })
-	ck, err := ReadCheckpoint(path)
+	ck, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +155,7 @@ func TestBuildModelRefusesHostileConfigs(t *testing.T) {
 		}, "config parameters = "},
 	} {
 		path, _ := write(c.name, c.tweak)
-		ck, err := ReadCheckpoint(path)
+		ck, err := Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +176,7 @@ func TestBuildModelLoads(t *testing.T) {
 	if err := SaveTraining(path, src, nil); err != nil {
 		t.Fatal(err)
 	}
-	ck, err := ReadCheckpoint(path)
+	ck, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

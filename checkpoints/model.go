@@ -1,15 +1,12 @@
 package checkpoints
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/gsrmt/gsrmt/checkpoints/torchfmt"
 	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/gsrmt/gsrmt/internal/torch"
 	"github.com/sugarme/gotch"
@@ -310,33 +307,11 @@ func CheckModelState(cfg gsrmt.Config, state *Dict) error {
 // shapeNumel is the element count of a shape, saturating instead of
 // overflowing for the shapes of a corrupt file.
 func shapeNumel(shape []int64) int64 {
-	n, err := numel(shape)
+	n, err := torchfmt.ShapeNumel(shape)
 	if err != nil {
 		return math.MaxInt64
 	}
 	return n
-}
-
-// BuildModel builds the model cfg describes on device and loads the
-// checkpoint's weights into it strictly, after CheckModelState has passed:
-// a config beyond gsrmt's limits, or one that does not fit the file's
-// tensors, is refused before anything is allocated. cfg is the file's own
-// config (ck.Config), possibly with another ImageSize, or for a file
-// without one the config the caller describes. Errors name the file and
-// are one line (libtorch's are cut to their message).
-func (ck *Checkpoint) BuildModel(cfg gsrmt.Config, device gotch.Device) (*gsrmt.Model, error) {
-	if err := CheckModelState(cfg, ck.State); err != nil {
-		return nil, fmt.Errorf("%s: %w", ck.Path, err)
-	}
-	m, err := gsrmt.New(cfg, device)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ck.Path, torch.Error(err))
-	}
-	if _, err := LoadModelState(m, ck.State, true); err != nil {
-		m.Close()
-		return nil, fmt.Errorf("%s: %w", ck.Path, err)
-	}
-	return m, nil
 }
 
 func sameShape(a, b []int64) bool {
@@ -374,137 +349,6 @@ func stripPrefix(entries []DictEntry) ([]DictEntry, string) {
 	return entries, ""
 }
 
-// IsSafetensors reports whether path is a safetensors file: by its
-// extension, or, for other names, by its content (a little-endian header
-// length followed by a JSON object).
-func IsSafetensors(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if strings.EqualFold(filepath.Ext(path), ".safetensors") {
-			return true, nil
-		}
-		return false, err
-	}
-	defer f.Close()
-	return isSafetensors(path, f), nil
-}
-
-// isSafetensors decides by the extension of path, else by sniffing the
-// first bytes of r: a little-endian header length then '{', where a .pt
-// starts with "PK" (zip) or 0x80 (pickle).
-func isSafetensors(path string, r io.ReaderAt) bool {
-	if strings.EqualFold(filepath.Ext(path), ".safetensors") {
-		return true
-	}
-	var head [9]byte
-	if n, _ := r.ReadAt(head[:], 0); n < len(head) {
-		return false // too short for either format; the reader says why
-	}
-	if bytes.HasPrefix(head[:], []byte("PK")) || head[0] == 0x80 {
-		return false
-	}
-	return head[8] == '{'
-}
-
-// Checkpoint is what a weights file holds, whatever its format.
-type Checkpoint struct {
-	Path string
-	// Kind is "gsrmt" (our training checkpoint, format gsrmt-checkpoint-v1),
-	// "state_dict" (a bare state_dict), "dict" (a dict holding one under
-	// "model", "state_dict" or "model_state_dict") or "safetensors".
-	Kind  string
-	State *Dict // the model weights
-	// Config is the model config the file records (nil when it has none);
-	// ConfigExtra the other config entries.
-	Config      *gsrmt.Config
-	ConfigExtra map[string]any
-	// Training is the whole training state of a "gsrmt" file, else nil.
-	Training *TrainingState
-	// Metadata is a safetensors file's metadata.
-	Metadata map[string]string
-}
-
-// ReadCheckpoint reads a weights file: a .pt written by torch.save or Save
-// (our training checkpoint, a bare state_dict, or a dict holding one under
-// "model", "state_dict" or "model_state_dict"), or a safetensors file (by
-// extension or content), with the model config when the file records one.
-// Errors name the file.
-func ReadCheckpoint(path string) (*Checkpoint, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoints: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("checkpoints: %w", err)
-	}
-	return readCheckpoint(f, fi.Size(), path)
-}
-
-// readCheckpoint is ReadCheckpoint on size bytes of r, with path naming
-// them (and, by its extension, choosing safetensors).
-func readCheckpoint(r io.ReaderAt, size int64, path string) (*Checkpoint, error) {
-	ck := &Checkpoint{Path: path}
-	if isSafetensors(path, r) {
-		tensors, md, err := readSafetensors(r, size)
-		if err != nil {
-			return nil, fmt.Errorf("checkpoints: load %s: %w", path, err)
-		}
-		ck.Kind, ck.State, ck.Metadata = "safetensors", TensorDict(tensors), md
-		if _, ok := md["config"]; ok {
-			cfg, extra, err := configFromMetadata(md)
-			if err != nil {
-				return nil, fmt.Errorf("checkpoints: %s: %w", path, err)
-			}
-			ck.Config, ck.ConfigExtra = &cfg, extra
-		}
-		return ck, nil
-	}
-	v, err := read(r, size)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoints: load %s: %w", path, err)
-	}
-	if top, ok := v.(*Dict); ok {
-		if f, _ := top.Get("format"); f == Format {
-			st, err := trainingFromValue(v)
-			if err != nil {
-				return nil, fmt.Errorf("checkpoints: %s: %w", path, err)
-			}
-			cfg := st.ModelConfig
-			ck.Kind, ck.State, ck.Config, ck.ConfigExtra, ck.Training = "gsrmt", st.Model, &cfg, st.ConfigExtra, st
-			return ck, nil
-		}
-	}
-	d, err := ModelState(v)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	ck.State, ck.Kind = d, "dict"
-	if d == v {
-		ck.Kind = "state_dict"
-	} else if cv, ok := v.(*Dict).Get("config"); ok {
-		// A foreign checkpoint's "config" may be anything: use it only
-		// when it is a valid gsrmt config.
-		if m, err := plainDict(cv, "config"); err == nil {
-			if cfg, extra, err := configFromMap(m); err == nil {
-				ck.Config, ck.ConfigExtra = &cfg, extra
-			}
-		}
-	}
-	return ck, nil
-}
-
-// ReadStateDict reads the model weights from a file (see ReadCheckpoint).
-// Errors name the file.
-func ReadStateDict(path string) (*Dict, error) {
-	ck, err := ReadCheckpoint(path)
-	if err != nil {
-		return nil, err
-	}
-	return ck.State, nil
-}
-
 // StripPrefix returns state without the "module." (DataParallel) or
 // "_orig_mod." (torch.compile) prefix when every key has it, and the prefix
 // removed ("" and state itself when none was).
@@ -520,56 +364,29 @@ func StripPrefix(state *Dict) (*Dict, string) {
 	return d, prefix
 }
 
-// LoadWeights reads the weights of a checkpoint (see ReadStateDict) into m,
-// as LoadModelState does. Errors name the file.
-func LoadWeights(path string, m *gsrmt.Model, strict bool) (LoadReport, error) {
-	state, err := ReadStateDict(path)
-	if err != nil {
-		return LoadReport{}, err
+// ModelState returns the model weights in a loaded checkpoint: v itself when
+// it is a bare state_dict (a dict whose values are all tensors, as
+// torch.save(model.state_dict(), path) writes), or the dict held under
+// "model", "state_dict" or "model_state_dict".
+func ModelState(v any) (*Dict, error) {
+	d, ok := v.(*Dict)
+	if !ok {
+		return nil, fmt.Errorf("checkpoints: checkpoint is a %T, not a dict", v)
 	}
-	rep, err := LoadModelState(m, state, strict)
-	if err != nil {
-		return rep, fmt.Errorf("%s: %w", path, err)
-	}
-	return rep, nil
-}
-
-// ExportSafetensors writes the model's state_dict to path in the safetensors
-// format, with the state_dict names, and the model config as JSON in the
-// metadata (key "config", the form gsrmt.LoadConfig reads).
-func ExportSafetensors(path string, m *gsrmt.Model) error {
-	state, err := ModelStateDict(m)
-	if err != nil {
-		return err
-	}
-	cfg := m.Config
-	return SaveStateSafetensors(path, state, &cfg, nil)
-}
-
-// SaveStateSafetensors writes a state_dict to path in the safetensors format.
-// Metadata: "format": "pt" (as Hugging Face tools expect), and when cfg is
-// not nil "config" (the model config JSON) and, when extra is not empty,
-// "config_extra" (JSON of the other config entries: normalization, data set).
-func SaveStateSafetensors(path string, state *Dict, cfg *gsrmt.Config, extra map[string]any) error {
-	tensors, err := NamedTensors(state)
-	if err != nil {
-		return fmt.Errorf("checkpoints: save %s: %w", path, err)
-	}
-	md := map[string]string{"format": "pt"}
-	if cfg != nil {
-		md["gsrmt_format"] = Format
-		b, err := jsonConfig(*cfg)
-		if err != nil {
-			return fmt.Errorf("checkpoints: save %s: %w", path, err)
+	for _, key := range []string{"model", "state_dict", "model_state_dict"} {
+		if m, ok := d.Get(key); ok {
+			if md, ok := m.(*Dict); ok {
+				return md, nil
+			}
 		}
-		md["config"] = string(b)
 	}
-	if len(extra) > 0 {
-		b, err := jsonPlain(extra)
-		if err != nil {
-			return fmt.Errorf("checkpoints: save %s: config extra: %w", path, err)
+	if d.Len() == 0 {
+		return nil, errors.New("checkpoints: checkpoint is an empty dict")
+	}
+	for _, e := range d.Entries() {
+		if _, ok := e.Value.(*Tensor); !ok {
+			return nil, fmt.Errorf("checkpoints: no state_dict: no \"model\", \"state_dict\" or \"model_state_dict\" entry, and entry %v is a %T, not a tensor", e.Key, e.Value)
 		}
-		md["config_extra"] = string(b)
 	}
-	return SaveSafetensors(path, tensors, md)
+	return d, nil
 }

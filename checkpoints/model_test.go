@@ -2,6 +2,8 @@ package checkpoints
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gsrmt/gsrmt/checkpoints/torchfmt"
 	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/gsrmt/gsrmt/internal/torch"
 	"github.com/sugarme/gotch"
@@ -337,7 +340,7 @@ func TestSafetensorsExportImport(t *testing.T) {
 	if err := ExportSafetensors(path, a); err != nil {
 		t.Fatal(err)
 	}
-	tensors, md, err := LoadSafetensors(path)
+	tensors, md, err := torchfmt.LoadSafetensors(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,16 +411,26 @@ func TestTrainingRoundTrip(t *testing.T) {
 	}
 	gen := ts.MustOnes([]int64{5}, gotch.Uint8, gotch.CPU)
 	defer gen.MustDrop()
+	run := &RunInfo{Dataset: "cifar10", DataDir: "/data/cifar", ClassNames: []string{"plane", "car"}, ImgSize: 32,
+		NormMean: []float32{0.4914, 0.4822, 0.4465}, NormStd: []float32{0.247, 0.243, 0.261}, SplitSeed: 1<<63 + 5, Recipe: "cifar"}
+	sched := &SchedulerState{Type: "warmup-cosine", BaseLR: 1e-3, MinLR: 1e-5, WarmupSteps: 5, TotalSteps: 200, Step: 123}
+	pos := &Position{Epoch: 7, Batch: 3, LossSum: 12.5, Hits: 30, Seen: 40, Seconds: 1.5, LastLR: 2e-4, BestTop1: 91.5, BestEpoch: 6, Skipped: 1}
+	epochs := []EpochRecord{
+		{Epoch: 1, LR: 1e-3, TrainLoss: 2.5, TrainTop1: 10, TestLoss: math.NaN(), TestTop1: math.NaN(), TestTop5: math.NaN(),
+			EMATop1: math.NaN(), ImagesPerS: 100, Seconds: 3},
+		{Epoch: 2, LR: 9e-4, TrainLoss: 2, TrainTop1: 20, TestLoss: 1.5, TestTop1: 50, TestTop5: 90, EMATop1: 48, ImagesPerS: 110,
+			Seconds: 2.5, SkippedImages: 2},
+	}
 	st := &TrainingState{
+		Run: run,
 		ConfigExtra: map[string]any{
 			"normalization": map[string][]float64{"mean": {0.4914, 0.4822, 0.4465}, "std": {0.247, 0.243, 0.261}},
-			"dataset":       "cifar10",
 			"split":         map[string]any{"rule": "official", "seed": 0},
 		},
 		Epoch:     7,
 		Step:      123,
 		Optimizer: opt,
-		Scheduler: map[string]any{"name": "cosine", "warmup_epochs": 5, "base_lr": 1e-3},
+		Scheduler: sched,
 		EMA:       ema,
 		RNG: map[string]any{
 			"seed":       uint64(1 << 63),
@@ -425,7 +438,9 @@ func TestTrainingRoundTrip(t *testing.T) {
 			"torch_cpu":  gen,
 			"loader_pos": []int{3, 4},
 		},
-		Metrics: map[string]any{"best_top1": 91.5, "last_top1": float32(90.25), "best_epoch": 6},
+		Metrics:  map[string]any{"best_top1": 91.5, "last_top1": float32(90.25), "best_epoch": 6},
+		Position: pos,
+		Epochs:   epochs,
 	}
 	path := filepath.Join(t.TempDir(), "last.pt")
 	if err := SaveTraining(path, m, st); err != nil {
@@ -444,11 +459,14 @@ func TestTrainingRoundTrip(t *testing.T) {
 	if n := got.ConfigExtra["normalization"].(map[string]any)["mean"].([]any); len(n) != 3 || n[0] != 0.4914 {
 		t.Errorf("normalization %v", got.ConfigExtra["normalization"])
 	}
-	if got.ConfigExtra["dataset"] != "cifar10" || got.ConfigExtra["split"].(map[string]any)["seed"] != int64(0) {
+	if len(got.ConfigExtra) != 2 || got.ConfigExtra["split"].(map[string]any)["seed"] != int64(0) {
 		t.Errorf("config extra %v", got.ConfigExtra)
 	}
-	if got.Scheduler["name"] != "cosine" || got.Scheduler["warmup_epochs"] != int64(5) || got.Scheduler["base_lr"] != 1e-3 {
-		t.Errorf("scheduler %v", got.Scheduler)
+	if !reflect.DeepEqual(got.Run, run) || !reflect.DeepEqual(got.Scheduler, sched) || !reflect.DeepEqual(got.Position, pos) {
+		t.Errorf("run %+v scheduler %+v position %+v", got.Run, got.Scheduler, got.Position)
+	}
+	if fmt.Sprint(got.Epochs) != fmt.Sprint(epochs) { // NaN-aware
+		t.Errorf("epochs %v, want %v", got.Epochs, epochs)
 	}
 	if s, ok := got.RNG["seed"].(*big.Int); !ok || s.Uint64() != 1<<63 {
 		t.Errorf("rng seed %v (%T)", got.RNG["seed"], got.RNG["seed"])
@@ -461,7 +479,7 @@ func TestTrainingRoundTrip(t *testing.T) {
 	if tc, ok := got.RNG["torch_cpu"].(*Tensor); !ok || tc.Numel() != 5 {
 		t.Errorf("rng torch state %v", got.RNG["torch_cpu"])
 	}
-	if got.Metrics["best_top1"] != 91.5 || got.Metrics["last_top1"] != 90.25 || got.Metrics["best_epoch"] != int64(6) {
+	if len(got.Metrics) != 3 || got.Metrics["best_top1"] != 91.5 || got.Metrics["last_top1"] != 90.25 || got.Metrics["best_epoch"] != int64(6) {
 		t.Errorf("metrics %v", got.Metrics)
 	}
 	o := got.Optimizer
@@ -493,8 +511,11 @@ func TestTrainingRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(cfg, m.Config) || extra["dataset"] != "cifar10" {
+	if !reflect.DeepEqual(cfg, m.Config) || extra["split"] == nil {
 		t.Errorf("ReadConfig: %+v %v", cfg, extra)
+	}
+	if ck, err := Open(path); err != nil || !reflect.DeepEqual(ck.Run, run) {
+		t.Errorf("Open: run %+v %v", ck.Run, err)
 	}
 	b, err := gsrmt.New(cfg, gotch.CPU)
 	if err != nil {
@@ -522,6 +543,16 @@ func TestTrainingRoundTrip(t *testing.T) {
 		t.Errorf("unsavable metric: %v", err)
 	}
 	delete(st.Metrics, "bad")
+	st.Metrics["position"] = 1
+	if err := SaveTraining(path, m, st); err == nil || !strings.Contains(err.Error(), `"position" is reserved`) {
+		t.Errorf("a metric named as a section: %v", err)
+	}
+	delete(st.Metrics, "position")
+	st.ConfigExtra["dataset"] = "x"
+	if err := SaveTraining(path, m, st); err == nil || !strings.Contains(err.Error(), `"dataset" is a RunInfo field`) {
+		t.Errorf("config extra that shadows a run field: %v", err)
+	}
+	delete(st.ConfigExtra, "dataset")
 	st.ConfigExtra["variant"] = "x"
 	if err := SaveTraining(path, m, st); err == nil || !strings.Contains(err.Error(), "variant") {
 		t.Errorf("config extra that shadows a model field: %v", err)

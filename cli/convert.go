@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/gsrmt/gsrmt/checkpoints"
+	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/urfave/cli/v2"
 )
 
@@ -54,119 +56,162 @@ Examples:
 }
 
 func runConvert(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("convert takes no arguments, got %q (use --in and --out)", c.Args().Slice())
-	}
-	in, out := c.String("in"), c.String("out")
-	if in == "" {
-		return usagef("convert: --in is required: the checkpoint to convert")
-	}
-	if out == "" {
-		return usagef("convert: --out is required: the file to write")
-	}
-	if err := distinctFiles(in, out); err != nil {
+	job, err := parseConvert(c)
+	if err != nil {
 		return err
 	}
-	to := c.String("to")
+	res, err := job.run(c)
+	if err != nil {
+		return err
+	}
+	job.report(c.App.Writer, res)
+	return nil
+}
+
+// convertJob is a parsed `convert` command.
+type convertJob struct {
+	in, out   string
+	to        string // --to; "" when not given (run chooses)
+	ema       bool   // convert the EMA weights
+	modelFlag string // the first model flag given, if any
+}
+
+// convertResult is what a conversion read and wrote.
+type convertResult struct {
+	ck     *checkpoints.Checkpoint
+	state  *checkpoints.Dict // the weights written
+	prefix string            // removed from every key
+	cfg    *gsrmt.Config     // the model config, when known
+	to     string            // the format written
+}
+
+// parseConvert checks the flags of `convert`.
+func parseConvert(c *cli.Context) (*convertJob, error) {
+	if c.NArg() > 0 {
+		return nil, usagef("convert takes no arguments, got %q (use --in and --out)", c.Args().Slice())
+	}
+	j := &convertJob{in: c.String("in"), out: c.String("out"), ema: c.Bool("ema")}
+	if j.in == "" {
+		return nil, usagef("convert: --in is required: the checkpoint to convert")
+	}
+	if j.out == "" {
+		return nil, usagef("convert: --out is required: the file to write")
+	}
+	if err := distinctFiles(j.in, j.out); err != nil {
+		return nil, err
+	}
 	if c.IsSet("to") {
-		if err := oneOfFlag("to", to, convertFormats); err != nil {
-			return err
+		j.to = c.String("to")
+		if err := oneOfFlag("to", j.to, convertFormats); err != nil {
+			return nil, err
 		}
 	}
-	var modelFlag string
 	for _, name := range modelFlagNames {
 		if c.IsSet(name) {
-			modelFlag = name
+			j.modelFlag = name
 			break
 		}
 	}
+	return j, nil
+}
 
-	ck, err := checkpoints.ReadCheckpoint(in)
+// run reads --in, checks the weights against the model config when one is
+// known, and writes --out.
+func (j *convertJob) run(c *cli.Context) (*convertResult, error) {
+	ck, err := checkpoints.Open(j.in)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	state := ck.State
-	if c.Bool("ema") {
+	res := &convertResult{ck: ck, state: ck.State, to: j.to}
+	if j.ema {
 		if ck.Training == nil || ck.Training.EMA == nil {
-			return fmt.Errorf("convert: --ema: %s holds no EMA weights (%s file)", in, ck.Kind)
+			return nil, fmt.Errorf("convert: --ema: %s holds no EMA weights (%s file)", j.in, ck.Kind)
 		}
-		state = ck.Training.EMA
+		res.state = ck.Training.EMA
 	}
-	state, prefix := checkpoints.StripPrefix(state)
-
-	cfg := ck.Config
-	extra := ck.ConfigExtra
-	switch {
-	case cfg != nil && modelFlag != "":
-		return usagef("convert: --%s: %s already records a model config; the model flags apply only to a bare state_dict", modelFlag, in)
-	case cfg == nil && modelFlag != "":
-		fc, err := configFromFlags(c)
-		if err != nil {
-			return err
+	res.state, res.prefix = checkpoints.StripPrefix(res.state)
+	if res.cfg, err = j.modelConfig(c, ck, res.state); err != nil {
+		return nil, err
+	}
+	if res.to == "" {
+		switch {
+		case strings.EqualFold(filepath.Ext(j.out), ".safetensors"):
+			res.to = "safetensors"
+		case res.cfg != nil:
+			res.to = "pt"
+		default:
+			res.to = "state-dict"
 		}
-		if !c.IsSet("classes") && !c.IsSet("model-config") {
-			if v, ok := state.Get("head.fc.weight"); ok {
-				if t, ok := v.(*checkpoints.Tensor); ok && len(t.Shape) == 2 {
-					fc.NumClasses = int(t.Shape[0])
-				}
+	}
+	if res.to == "pt" && res.cfg == nil {
+		return nil, usagef("convert --to pt: %s is a %s without a model config: give the model flags (--variant, --preset, --classes, --img-size, or --model-config), or --to state-dict", j.in, ck.Kind)
+	}
+	if res.cfg != nil {
+		if err := checkpoints.CheckModelState(*res.cfg, res.state); err != nil {
+			return nil, fmt.Errorf("convert: %s: %w", j.in, err)
+		}
+	}
+	return res, j.write(res)
+}
+
+// modelConfig is the input's model config, or for a bare state_dict the
+// one the model flags describe (nil without either); --classes defaults to
+// the rows of head.fc.weight.
+func (j *convertJob) modelConfig(c *cli.Context, ck *checkpoints.Checkpoint, state *checkpoints.Dict) (*gsrmt.Config, error) {
+	switch {
+	case ck.Config != nil && j.modelFlag != "":
+		return nil, usagef("convert: --%s: %s already records a model config; the model flags apply only to a bare state_dict", j.modelFlag, j.in)
+	case ck.Config != nil || j.modelFlag == "":
+		return ck.Config, nil
+	}
+	fc, err := configFromFlags(c)
+	if err != nil {
+		return nil, err
+	}
+	if !c.IsSet("classes") && !c.IsSet("model-config") {
+		if v, ok := state.Get("head.fc.weight"); ok {
+			if t, ok := v.(*checkpoints.Tensor); ok && len(t.Shape) == 2 {
+				fc.NumClasses = int(t.Shape[0])
 			}
 		}
-		cfg = &fc
 	}
+	return &fc, nil
+}
 
-	explicit := c.IsSet("to")
-	if !explicit {
-		switch {
-		case strings.EqualFold(filepath.Ext(out), ".safetensors"):
-			to = "safetensors"
-		case cfg != nil:
-			to = "pt"
-		default:
-			to = "state-dict"
-		}
-	}
-	if to == "pt" && cfg == nil {
-		return usagef("convert --to pt: %s is a %s without a model config: give the model flags (--variant, --preset, --classes, --img-size, or --model-config), or --to state-dict", in, ck.Kind)
-	}
-
-	if cfg != nil {
-		if err := checkpoints.CheckModelState(*cfg, state); err != nil {
-			return fmt.Errorf("convert: %s: %w", in, err)
-		}
-	}
-
-	switch to {
+// write writes the weights in the chosen format: a "pt" keeps the input's
+// run description, config entries, epoch, step, metrics and position.
+func (j *convertJob) write(res *convertResult) error {
+	ck := res.ck
+	switch res.to {
 	case "pt":
-		st := &checkpoints.TrainingState{ModelConfig: *cfg, ConfigExtra: extra, Model: state}
+		st := &checkpoints.TrainingState{ModelConfig: *res.cfg, Run: ck.Run, ConfigExtra: ck.ConfigExtra, Model: res.state}
 		if tr := ck.Training; tr != nil {
-			st.Epoch, st.Step, st.Metrics = tr.Epoch, tr.Step, tr.Metrics
+			st.Epoch, st.Step, st.Metrics, st.Position, st.Epochs = tr.Epoch, tr.Step, tr.Metrics, tr.Position, tr.Epochs
 		}
-		err = checkpoints.SaveTraining(out, nil, st)
+		return checkpoints.SaveTraining(j.out, nil, st)
 	case "state-dict":
-		err = checkpoints.Save(out, state)
-	case "safetensors":
-		err = checkpoints.SaveStateSafetensors(out, state, cfg, extra)
+		return checkpoints.Save(j.out, res.state)
 	}
-	if err != nil {
-		return err
-	}
+	return checkpoints.SaveStateSafetensors(j.out, res.state, res.cfg, ck.Run, ck.ConfigExtra)
+}
 
+// report says what was read, checked and written.
+func (j *convertJob) report(w io.Writer, res *convertResult) {
 	var elems int64
-	for _, e := range state.Entries() {
+	for _, e := range res.state.Entries() {
 		if t, ok := e.Value.(*checkpoints.Tensor); ok {
 			elems += t.Numel()
 		}
 	}
-	w := c.App.Writer
 	what := "weights"
-	if c.Bool("ema") {
+	if j.ema {
 		what = "EMA weights"
 	}
-	fmt.Fprintf(w, "read  %s (%s): %s, %d tensors, %s elements\n", in, ck.Kind, what, state.Len(), humanCount(elems))
-	if prefix != "" {
-		fmt.Fprintf(w, "      removed the %q prefix from every key\n", prefix)
+	fmt.Fprintf(w, "read  %s (%s): %s, %d tensors, %s elements\n", j.in, res.ck.Kind, what, res.state.Len(), humanCount(elems))
+	if res.prefix != "" {
+		fmt.Fprintf(w, "      removed the %q prefix from every key\n", res.prefix)
 	}
-	if cfg != nil {
+	if cfg := res.cfg; cfg != nil {
 		name := cfg.Preset
 		if name == "" {
 			name = "custom"
@@ -174,11 +219,10 @@ func runConvert(c *cli.Context) error {
 		fmt.Fprintf(w, "model %s %s, %d classes, %d px: every name and shape checked\n", cfg.Variant, name, cfg.NumClasses, cfg.ImageSize)
 	}
 	how := ""
-	if !explicit {
+	if j.to == "" {
 		how = " (chosen from --out; set --to to change)"
 	}
-	fmt.Fprintf(w, "wrote %s (%s)%s\n", out, to, how)
-	return nil
+	fmt.Fprintf(w, "wrote %s (%s)%s\n", j.out, res.to, how)
 }
 
 // distinctFiles refuses an --out that is the --in file (the same path, or

@@ -14,8 +14,8 @@ import (
 type loaded struct {
 	model   *gsrmt.Model
 	cfg     gsrmt.Config
-	extra   map[string]any // dataset, data_dir, class_names, norm_mean, norm_std, ... (our files)
-	classes []string       // names, when the checkpoint records them
+	run     *checkpoints.RunInfo // the data it was trained on, when the checkpoint records it (our files)
+	classes []string             // names, when the checkpoint records them
 	norm    datasets.Normalize
 	ours    bool // the file records its config
 }
@@ -40,12 +40,12 @@ func openCheckpoint(c *cli.Context) (*loaded, gotch.Device, error) {
 // (checkpoints.Checkpoint.BuildModel).
 func loadForInference(c *cli.Context, path string, dev gotch.Device) (*loaded, error) {
 	l := &loaded{}
-	ck, err := checkpoints.ReadCheckpoint(path)
+	ck, err := checkpoints.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("--checkpoint: %w", err)
 	}
 	if ck.Config != nil {
-		l.cfg, l.extra, l.ours = *ck.Config, ck.ConfigExtra, true
+		l.cfg, l.run, l.ours = *ck.Config, ck.Run, true
 		for _, flag := range []string{"variant", "preset", "classes", "model-config"} {
 			if c.IsSet(flag) {
 				fmt.Fprintf(c.App.ErrWriter, "note: --%s is ignored: %s records its model config\n", flag, path)
@@ -69,37 +69,30 @@ func loadForInference(c *cli.Context, path string, dev gotch.Device) (*loaded, e
 		return nil, fmt.Errorf("--checkpoint %w", err)
 	}
 	l.norm = datasets.Normalize{Mean: datasets.ImageNetMean, Std: datasets.ImageNetStd}
-	if m, s := floats3(l.extra["norm_mean"]), floats3(l.extra["norm_std"]); m != nil && s != nil {
-		l.norm = datasets.Normalize{Mean: *m, Std: *s, OutChannels: 3}
-	}
-	if names, ok := l.extra["class_names"].([]any); ok && len(names) == l.cfg.NumClasses {
-		for _, n := range names {
-			s, _ := n.(string)
-			l.classes = append(l.classes, s)
+	if r := l.run; r != nil {
+		if len(r.NormMean) == 3 && len(r.NormStd) == 3 {
+			l.norm = datasets.Normalize{Mean: [3]float32(r.NormMean), Std: [3]float32(r.NormStd), OutChannels: 3}
+		}
+		if len(r.ClassNames) == l.cfg.NumClasses {
+			l.classes = r.ClassNames
 		}
 	}
 	return l, nil
 }
 
-func floats3(v any) *[3]float32 {
-	list, ok := v.([]any)
-	if !ok || len(list) != 3 {
-		return nil
-	}
-	var out [3]float32
-	for i, x := range list {
-		f, ok := x.(float64)
-		if !ok {
-			return nil
-		}
-		out[i] = float32(f)
-	}
-	return &out
-}
-
+// str returns what the checkpoint records about its data by config key:
+// "dataset" or "data_dir" ("" when it records nothing).
 func (l *loaded) str(key string) string {
-	s, _ := l.extra[key].(string)
-	return s
+	if l.run == nil {
+		return ""
+	}
+	switch key {
+	case "dataset":
+		return l.run.Dataset
+	case "data_dir":
+		return l.run.DataDir
+	}
+	return ""
 }
 
 func (l *loaded) label(i int) string {

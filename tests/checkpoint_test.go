@@ -1,8 +1,10 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/gsrmt/gsrmt/internal/testutil"
 	"github.com/gsrmt/gsrmt/internal/torch"
+	"github.com/gsrmt/gsrmt/train"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
@@ -172,7 +175,13 @@ if mode == "go2torch":
     params = dict(build("swat").named_parameters())
     rep["opt_moments_match_params"] = (list(opt["exp_avg"].keys()) == list(params.keys()) and
         all(opt["exp_avg"][k].shape == p.shape and opt["exp_avg_sq"][k].shape == p.shape for k, p in params.items()))
-    rep["metrics"] = ck["metrics"]
+    metrics = dict(ck["metrics"])
+    pos, rows = metrics.pop("position"), metrics.pop("epochs")
+    rep["metrics"] = metrics
+    rep["sections"] = "position:%s batch:%s loss_sum:%s epochs:%s epoch:%s test_loss:%s" % (
+        type(pos).__name__, type(pos["batch"]).__name__, type(pos["loss_sum"]).__name__,
+        type(rows).__name__, type(rows[0]["epoch"]).__name__,
+        "nan" if rows[0]["test_loss"] != rows[0]["test_loss"] else rows[0]["test_loss"])
     rep["rng_bytes"] = [str(ck["rng"]["go_rand"].dtype), ck["rng"]["go_rand"].tolist()]
     rep["scheduler"] = ck["scheduler"]
     m = build("swat")
@@ -281,12 +290,15 @@ func TestCheckpointGoToPyTorch(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &checkpoints.TrainingState{
-		ConfigExtra: map[string]any{"normalization": map[string]any{"mean": []float64{0.5, 0.5, 0.5}, "std": []float64{0.25, 0.25, 0.25}},
-			"dataset": "cifar10"},
-		Epoch: 4, Step: 500, Optimizer: opt, EMA: ema,
-		Scheduler: map[string]any{"name": "cosine", "warmup_epochs": 1},
+		Run: &checkpoints.RunInfo{Dataset: "cifar10", ClassNames: []string{"a", "b"}, ImgSize: 32,
+			NormMean: []float32{0.5, 0.5, 0.5}, NormStd: []float32{0.25, 0.25, 0.25}},
+		ConfigExtra: map[string]any{"normalization": map[string]any{"mean": []float64{0.5, 0.5, 0.5}, "std": []float64{0.25, 0.25, 0.25}}},
+		Epoch:       4, Step: 500, Optimizer: opt, EMA: ema,
+		Scheduler: &checkpoints.SchedulerState{Type: "warmup-cosine", BaseLR: 5e-4, WarmupSteps: 100, TotalSteps: 1000, Step: 500},
 		RNG:       map[string]any{"go_rand": []byte{9, 8, 7}, "seed": 0},
 		Metrics:   map[string]any{"best_top1": 55.5, "last_loss": 1.25},
+		Position:  &checkpoints.Position{Epoch: 4, Batch: 2, LossSum: 3.5, Seen: 16, BestTop1: 55.5, BestEpoch: 3},
+		Epochs:    []checkpoints.EpochRecord{{Epoch: 1, LR: 5e-4, TrainLoss: 2, TestLoss: math.NaN(), TestTop1: math.NaN(), TestTop5: math.NaN(), EMATop1: math.NaN()}},
 	}
 	if err := checkpoints.SaveTraining(filepath.Join(dir, "train.pt"), swat, st); err != nil {
 		t.Fatal(err)
@@ -314,6 +326,7 @@ func TestCheckpointGoToPyTorch(t *testing.T) {
 		SafetensorsVsSD   float64        `json:"safetensors_vs_sd_logits"`
 		SafetensorsConfig map[string]any `json:"safetensors_config"`
 		SDTypeSwat        string         `json:"sd_type_swat"`
+		Sections          string         `json:"sections"`
 	}
 	line := runCkScript(t, "go2torch", dir)
 	if err := json.Unmarshal([]byte(line), &rep); err != nil {
@@ -349,13 +362,18 @@ func TestCheckpointGoToPyTorch(t *testing.T) {
 	if rep.Epoch != 4 || rep.Step != 500 || rep.OptStep != 500 || rep.OptType != "adamw" || rep.OptLR != 5e-4 || !rep.MomentsMatch {
 		t.Errorf("training checkpoint in PyTorch: %+v", rep)
 	}
-	if rep.Config["variant"] != "swat" || rep.Config["dataset"] != "cifar10" || rep.Config["num_classes"] != 10.0 ||
+	if rep.Config["variant"] != "swat" || rep.Config["dataset"] != "cifar10" || rep.Config["num_classes"] != 10.0 || rep.Config["img_size"] != 32.0 ||
 		rep.Config["image_size"] != 32.0 || rep.Config["normalization"] == nil {
 		t.Errorf("config in PyTorch: %v", rep.Config)
 	}
-	if rep.Metrics["best_top1"] != 55.5 || rep.Scheduler["name"] != "cosine" ||
+	if rep.Metrics["best_top1"] != 55.5 || rep.Scheduler["type"] != "warmup-cosine" || rep.Scheduler["warmup_steps"] != 100.0 ||
 		len(rep.RNGBytes) != 2 || rep.RNGBytes[0] != "torch.uint8" {
 		t.Errorf("metrics %v scheduler %v rng %v", rep.Metrics, rep.Scheduler, rep.RNGBytes)
+	}
+	// The position and the epoch rows are plain dicts of ints and floats
+	// (NaN where nothing was measured), not JSON strings.
+	if rep.Sections != "position:dict batch:int loss_sum:float epochs:list epoch:int test_loss:nan" {
+		t.Errorf("sections in PyTorch: %s", rep.Sections)
 	}
 	if rep.TrainVsSD != 0 || !rep.EMALoaded {
 		t.Errorf("training checkpoint's model gives logits %g off the state_dict's; ema loaded %v", rep.TrainVsSD, rep.EMALoaded)
@@ -485,7 +503,7 @@ func TestCheckpointConvertCLI(t *testing.T) {
 	if !strings.Contains(out, "(state-dict)") {
 		t.Errorf("output: %s", out)
 	}
-	if ck, err := checkpoints.ReadCheckpoint(p("copy.pt")); err != nil || ck.Kind != "state_dict" {
+	if ck, err := checkpoints.Open(p("copy.pt")); err != nil || ck.Kind != "state_dict" {
 		t.Errorf("copy.pt: %+v %v", ck, err)
 	}
 
@@ -555,5 +573,114 @@ func TestCheckpointConvertCLI(t *testing.T) {
 	help, _, code := runCLI(t, "convert", "--help")
 	if code != 0 || !strings.Contains(help, "Examples:") || !strings.Contains(help, "--to") {
 		t.Errorf("convert --help exited %d:\n%s", code, help)
+	}
+}
+
+// toOldLayout rewrites a training checkpoint in the layout written before
+// its sections were typed: "position" and "epochs" in "metrics" become the
+// JSON strings "position_json" and "epochs_json", with Go field names as
+// keys and null for NaN, as json.Marshal wrote the training loop's structs.
+func toOldLayout(t *testing.T, path string) {
+	t.Helper()
+	v, err := checkpoints.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := v.(*checkpoints.Dict)
+	mv, _ := top.Get("metrics")
+	goName := map[string]string{"epoch": "Epoch", "batch": "Batch", "loss_sum": "LossSum", "hits": "Hits", "seen": "Seen",
+		"seconds": "Seconds", "last_lr": "LastLR", "best_top1": "BestTop1", "best_epoch": "BestEpoch", "skipped": "Skipped",
+		"lr": "LR", "train_loss": "TrainLoss", "train_top1": "TrainTop1", "test_loss": "TestLoss", "test_top1": "TestTop1",
+		"test_top5": "TestTop5", "ema_test_top1": "EMATop1", "images_per_s": "ImagesPerS", "skipped_images": "SkippedImages"}
+	oldJSON := func(v any) string {
+		var conv func(v any) any
+		conv = func(v any) any {
+			switch v := v.(type) {
+			case *checkpoints.Dict:
+				m := map[string]any{}
+				for _, e := range v.Entries() {
+					m[goName[e.Key.(string)]] = conv(e.Value)
+				}
+				return m
+			case []any:
+				out := []any{}
+				for _, e := range v {
+					out = append(out, conv(e))
+				}
+				return out
+			case float64:
+				if math.IsNaN(v) {
+					return nil
+				}
+			}
+			return v
+		}
+		b, err := json.Marshal(conv(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	metrics := checkpoints.NewDict()
+	for _, e := range mv.(*checkpoints.Dict).Entries() {
+		switch e.Key {
+		case "position":
+			metrics.Set("position_json", oldJSON(e.Value))
+		case "epochs":
+			metrics.Set("epochs_json", oldJSON(e.Value))
+		default:
+			metrics.Set(e.Key, e.Value)
+		}
+	}
+	top.Set("metrics", metrics)
+	if err := checkpoints.Save(path, top); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A run interrupted mid-epoch resumes from a last.pt of the older layout
+// (position and metrics rows as JSON strings) as from its own, and
+// reproduces the uninterrupted run's metrics.
+func TestResumeFromOldLayoutCheckpoint(t *testing.T) {
+	data := makeImageFolder(t, 8, 2)
+	cfg, err := gsrmt.PresetConfig("swat", "nano", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// run trains 2 epochs into out, resuming from resume if set; with
+	// stopAt set it is cancelled at that step, and stops after the next.
+	run := func(out, resume string, stopAt int64) *train.Result {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		o := train.Options{Dataset: "imagefolder", DataDir: data, ImgSize: 32, Model: cfg, Recipe: "default",
+			Epochs: 2, Batch: 8, LR: 2e-3, MinLR: 1e-5, WeightDecay: 0.05, WarmupEpochs: 1, LabelSmoothing: 0.1,
+			GradClip: 1, EMA: 0.9, DropLast: true, Device: gotch.CPU, Threads: 1, Workers: 1, Seed: 5, Out: out,
+			EvalEvery: 1, Resume: resume}
+		o.OnStep = func(step int64) {
+			if step == stopAt {
+				cancel()
+			}
+		}
+		res, err := train.Run(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	whole, parts := filepath.Join(t.TempDir(), "whole"), filepath.Join(t.TempDir(), "parts")
+	run(whole, "", 0)
+	if !run(parts, "", 4).Interrupted { // inside epoch 2
+		t.Fatal("the run was not interrupted")
+	}
+	last := filepath.Join(parts, "last.pt")
+	toOldLayout(t, last)
+	if st, err := checkpoints.LoadTraining(last); err != nil || st.Position == nil || st.Position.Epoch != 1 || st.Position.Batch == 0 || len(st.Epochs) != 1 {
+		t.Fatalf("old-layout last.pt: %v", err)
+	}
+	run(parts, last, 0)
+	a, b := metricsWithoutTiming(t, whole), metricsWithoutTiming(t, parts)
+	if len(a) != 3 || strings.Join(a, "\n") != strings.Join(b, "\n") {
+		t.Errorf("metrics.csv without timing:\nuninterrupted %q\nresumed %q", a, b)
 	}
 }

@@ -5,6 +5,7 @@ package train
 import (
 	"fmt"
 
+	"github.com/gsrmt/gsrmt/checkpoints"
 	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/gsrmt/gsrmt/internal/torch"
 	"github.com/sugarme/gotch/ts"
@@ -25,7 +26,8 @@ func DefaultAdamW() AdamWConfig {
 
 // AdamW is torch.optim.AdamW over a model's trainable parameters, with two
 // groups: weight decay for weights, none for biases, norms and LayerScale.
-// Its moments and step count can be saved and restored for an exact resume.
+// Its moments and step count can be saved and restored for an exact resume
+// (State, SetState).
 type AdamW struct {
 	Config AdamWConfig
 	Step   int64 // number of updates taken
@@ -106,17 +108,46 @@ func (o *AdamW) Update(lr float64) (err error) {
 	return nil
 }
 
-// Moments returns the optimizer state per parameter name (nil before the
-// first step): first and second moments. The tensors belong to the optimizer.
-func (o *AdamW) Moments() (names []string, m, v []*ts.Tensor) {
-	for _, p := range o.params {
-		names = append(names, p.Name)
+// State returns AdamW's state for a checkpoint (torch's state_dict): the
+// step count, the hyper-parameters (beta1, beta2, eps, weight_decay, and lr
+// as given, since AdamW is handed its rate at every Update: the caller
+// records the schedule's base rate) and CPU copies of the moments by
+// parameter name (none before the first step).
+func (o *AdamW) State(lr float64) (*checkpoints.OptimizerState, error) {
+	names := make([]string, len(o.params))
+	for i, p := range o.params {
+		names[i] = p.Name
 	}
-	return names, o.m, o.v
+	c := o.Config
+	hyper := map[string]float64{"lr": lr, "beta1": c.Beta1, "beta2": c.Beta2, "eps": c.Eps, "weight_decay": c.WeightDecay}
+	return checkpoints.NewOptimizerState(o.Step, hyper, names, o.m, o.v)
 }
 
-// SetMoments restores moments saved by Moments (copied), and the step count.
-func (o *AdamW) SetMoments(step int64, m, v map[string]*ts.Tensor) (err error) {
+// SetState restores a state saved by State (torch's load_state_dict): the
+// step count and the moments, copied to the parameters' device. The
+// hyper-parameters stay the optimizer's own.
+func (o *AdamW) SetState(st *checkpoints.OptimizerState) error {
+	dev, err := o.params[0].Tensor.Device()
+	if err != nil {
+		return fmt.Errorf("adamw: restore moments: %w", torch.Error(err))
+	}
+	m, v, err := st.TorchMoments(dev)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, t := range m {
+			t.MustDrop()
+		}
+		for _, t := range v {
+			t.MustDrop()
+		}
+	}()
+	return o.setMoments(st.Step, m, v)
+}
+
+// setMoments copies moments by parameter name, and sets the step count.
+func (o *AdamW) setMoments(step int64, m, v map[string]*ts.Tensor) (err error) {
 	defer torch.Catch(&err, "adamw: restore moments")
 	if len(m) != len(o.params) || len(v) != len(o.params) {
 		return fmt.Errorf("adamw: restore moments: %d/%d entries for %d parameters", len(m), len(v), len(o.params))

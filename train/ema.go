@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 
+	"github.com/gsrmt/gsrmt/checkpoints"
 	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/gsrmt/gsrmt/internal/torch"
 	"github.com/sugarme/gotch/ts"
@@ -63,6 +64,15 @@ func (e *EMA) Update(m *gsrmt.Model) (err error) {
 			q.Tensor.MustLerp_(p.Tensor, weight)
 		}
 	})
+	return err
+}
+
+// State returns the average's state_dict for a checkpoint, CPU copies.
+func (e *EMA) State() (*checkpoints.Dict, error) { return checkpoints.ModelStateDict(e.Model) }
+
+// SetState loads a state_dict saved by State into the average, strictly.
+func (e *EMA) SetState(state *checkpoints.Dict) error {
+	_, err := checkpoints.LoadModelState(e.Model, state, true)
 	return err
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/gsrmt/gsrmt/checkpoints"
 	"github.com/gsrmt/gsrmt/datasets"
 	"github.com/gsrmt/gsrmt/internal/atomicfile"
 	"github.com/gsrmt/gsrmt/internal/plot"
@@ -51,53 +52,50 @@ func writeMetrics(dir string, rows []EpochMetrics, title string) error {
 	return plot.Curves(filepath.Join(dir, "curves.png"), title, points)
 }
 
-// runConfig is config.json: every value the run actually used.
+// runConfig is config.json: every value the run actually used. The
+// description of the data (data set, folder, class names, image size,
+// normalization, split seed, recipe) is the RunInfo the checkpoints record,
+// under the same names.
 type runConfig struct {
-	Model          any       `json:"model"`
-	Dataset        string    `json:"dataset"`
-	DataDir        string    `json:"data_dir"`
-	Classes        int       `json:"classes"`
-	ClassNames     []string  `json:"class_names"`
-	TrainImages    int       `json:"train_images"`
-	TestImages     int       `json:"test_images"`
-	SplitRule      string    `json:"split_rule,omitempty"`
-	ImgSize        int       `json:"img_size"`
-	TrainAugment   string    `json:"train_augment"`
-	EvalTransform  string    `json:"eval_transform"`
-	NormMean       []float32 `json:"norm_mean"`
-	NormStd        []float32 `json:"norm_std"`
-	GrayToRGB      bool      `json:"gray_to_rgb"`
-	Recipe         string    `json:"recipe"`
-	Epochs         int       `json:"epochs"`
-	BatchSize      int       `json:"batch_size"` // the global batch: RankBatchSize on each of WorldSize ranks
-	WorldSize      int       `json:"world_size"`
-	RankBatchSize  int       `json:"rank_batch_size"`
-	DistBackend    string    `json:"dist_backend,omitempty"`
-	StepsPerEpoch  int       `json:"steps_per_epoch"`
-	LR             float64   `json:"lr"`
-	MinLR          float64   `json:"min_lr"`
-	WarmupEpochs   float64   `json:"warmup_epochs"`
-	WarmupSteps    int64     `json:"warmup_steps"`
-	Optimizer      string    `json:"optimizer"`
-	WeightDecay    float64   `json:"weight_decay"`
-	LabelSmoothing float64   `json:"label_smoothing"`
-	Mixup          float64   `json:"mixup"`
-	CutMix         float64   `json:"cutmix"`
-	RandAugment    bool      `json:"randaugment"`
-	CropPadding    int       `json:"crop_padding"`
-	RandomErasing  float64   `json:"random_erasing"`
-	GradClip       float64   `json:"grad_clip"`
-	EMA            float64   `json:"ema"`
-	AMP            bool      `json:"amp"`
-	DropLast       bool      `json:"drop_last"`
-	Device         string    `json:"device"`
-	Threads        int       `json:"threads"`
-	Workers        int       `json:"workers"`
-	Seed           uint64    `json:"seed"`
-	LimitTrain     int       `json:"limit_train"`
-	LimitEval      int       `json:"limit_eval"`
-	EvalEvery      int       `json:"eval_every"`
-	Resume         string    `json:"resume,omitempty"`
+	Model any `json:"model"`
+	checkpoints.RunInfo
+	Classes        int     `json:"classes"`
+	TrainImages    int     `json:"train_images"`
+	TestImages     int     `json:"test_images"`
+	SplitRule      string  `json:"split_rule,omitempty"`
+	TrainAugment   string  `json:"train_augment"`
+	EvalTransform  string  `json:"eval_transform"`
+	GrayToRGB      bool    `json:"gray_to_rgb"`
+	Epochs         int     `json:"epochs"`
+	BatchSize      int     `json:"batch_size"` // the global batch: RankBatchSize on each of WorldSize ranks
+	WorldSize      int     `json:"world_size"`
+	RankBatchSize  int     `json:"rank_batch_size"`
+	DistBackend    string  `json:"dist_backend,omitempty"`
+	StepsPerEpoch  int     `json:"steps_per_epoch"`
+	LR             float64 `json:"lr"`
+	MinLR          float64 `json:"min_lr"`
+	WarmupEpochs   float64 `json:"warmup_epochs"`
+	WarmupSteps    int64   `json:"warmup_steps"`
+	Optimizer      string  `json:"optimizer"`
+	WeightDecay    float64 `json:"weight_decay"`
+	LabelSmoothing float64 `json:"label_smoothing"`
+	Mixup          float64 `json:"mixup"`
+	CutMix         float64 `json:"cutmix"`
+	RandAugment    bool    `json:"randaugment"`
+	CropPadding    int     `json:"crop_padding"`
+	RandomErasing  float64 `json:"random_erasing"`
+	GradClip       float64 `json:"grad_clip"`
+	EMA            float64 `json:"ema"`
+	AMP            bool    `json:"amp"`
+	DropLast       bool    `json:"drop_last"`
+	Device         string  `json:"device"`
+	Threads        int     `json:"threads"`
+	Workers        int     `json:"workers"`
+	Seed           uint64  `json:"seed"`
+	LimitTrain     int     `json:"limit_train"`
+	LimitEval      int     `json:"limit_eval"`
+	EvalEvery      int     `json:"eval_every"`
+	Resume         string  `json:"resume,omitempty"`
 	// ResumeChanged lists the options this run changed from the checkpoint
 	// it resumed (ResumeMayChange), as "name old -> new".
 	ResumeChanged []string `json:"resume_changed,omitempty"`
@@ -106,15 +104,22 @@ type runConfig struct {
 	SkippedImages int64 `json:"skipped_images"`
 }
 
+// runInfo describes the run's data, for config.json and the checkpoints.
+func (r *run) runInfo() checkpoints.RunInfo {
+	o, n := &r.o, r.data.Normalize
+	return checkpoints.RunInfo{Dataset: o.Dataset, DataDir: o.DataDir, ClassNames: r.classes, ImgSize: o.ImgSize,
+		NormMean: n.Mean[:], NormStd: n.Std[:], SplitSeed: o.SplitSeed, Recipe: o.Recipe}
+}
+
 func writeConfig(path string, r *run) error {
 	o := &r.o
 	n := r.data.Normalize
 	c := runConfig{
-		Model: o.Model, Dataset: o.Dataset, DataDir: o.DataDir, Classes: len(r.classes), ClassNames: r.classes,
-		TrainImages: r.data.Train.Len(), TestImages: r.data.Test.Len(), ImgSize: o.ImgSize,
+		Model: o.Model, RunInfo: r.runInfo(), Classes: len(r.classes),
+		TrainImages: r.data.Train.Len(), TestImages: r.data.Test.Len(),
 		TrainAugment: r.data.TrainAugment, EvalTransform: r.data.EvalTransform,
-		NormMean: n.Mean[:], NormStd: n.Std[:], GrayToRGB: n.OutChannels == 3 && datasets.NativeSide(o.Dataset) == 28,
-		Recipe: o.Recipe, Epochs: o.Epochs, BatchSize: o.Batch, WorldSize: o.WorldSize, RankBatchSize: o.Batch / o.WorldSize, StepsPerEpoch: r.spe, LR: o.LR, MinLR: o.MinLR,
+		GrayToRGB: n.OutChannels == 3 && datasets.NativeSide(o.Dataset) == 28,
+		Epochs:    o.Epochs, BatchSize: o.Batch, WorldSize: o.WorldSize, RankBatchSize: o.Batch / o.WorldSize, StepsPerEpoch: r.spe, LR: o.LR, MinLR: o.MinLR,
 		WarmupEpochs: o.WarmupEpochs, WarmupSteps: r.sched.WarmupSteps, Optimizer: "adamw (0.9, 0.999), eps 1e-8, decoupled decay, none on biases/norms/layerscale",
 		WeightDecay: o.WeightDecay, LabelSmoothing: o.LabelSmoothing, Mixup: o.Mixup, CutMix: o.CutMix, RandAugment: o.RandAugment, CropPadding: o.CropPadding,
 		RandomErasing: o.RandomErasing, GradClip: o.GradClip, EMA: o.EMA, AMP: o.AMP, DropLast: o.DropLast,

@@ -1,6 +1,10 @@
 package train
 
-import "math"
+import (
+	"math"
+
+	"github.com/gsrmt/gsrmt/checkpoints"
+)
 
 // Schedule is a linear warmup followed by a cosine decay to MinLR, updated
 // every step (closed form, no state): for update k = 0, 1, ...
@@ -28,4 +32,13 @@ func (s Schedule) LR(k int64) float64 {
 		p = 1
 	}
 	return s.MinLR + (s.BaseLR-s.MinLR)*(1+math.Cos(math.Pi*p))/2
+}
+
+// State returns the schedule's section of a checkpoint once step updates
+// have been taken. There is no SetState: the schedule is a closed form of
+// the run's options, which a resumed run rebuilds, and only the step (the
+// checkpoint's "step") carries over.
+func (s Schedule) State(step int64) *checkpoints.SchedulerState {
+	return &checkpoints.SchedulerState{Type: "warmup-cosine", BaseLR: s.BaseLR, MinLR: s.MinLR,
+		WarmupSteps: s.WarmupSteps, TotalSteps: s.TotalSteps, Step: step}
 }

@@ -10,15 +10,13 @@ import (
 	"github.com/gsrmt/gsrmt/internal/torch"
 )
 
-// save writes the run's whole state (DATA.md's checkpoint dict): model,
-// optimizer moments, schedule position, EMA, libtorch's CPU generator,
-// metrics so far and the position inside the current epoch.
+// save writes the run's whole state (DATA.md's checkpoint dict), assembled
+// from the sections its components own: the model, AdamW, the schedule,
+// the EMA, libtorch's CPU generator, the metrics so far and the position
+// inside the current epoch.
 func (r *run) save(path string) error {
 	o := &r.o
-	names, m, v := r.opt.Moments()
-	hyper := map[string]float64{"lr": o.LR, "beta1": r.opt.Config.Beta1, "beta2": r.opt.Config.Beta2,
-		"eps": r.opt.Config.Eps, "weight_decay": r.opt.Config.WeightDecay}
-	opt, err := checkpoints.NewOptimizerState(r.opt.Step, hyper, names, m, v)
+	opt, err := r.opt.State(o.LR)
 	if err != nil {
 		return err
 	}
@@ -30,35 +28,22 @@ func (r *run) save(path string) error {
 	if err != nil {
 		return err
 	}
-	rows, err := json.Marshal(metricsForJSON(r.metrics))
-	if err != nil {
-		return err
-	}
-	pos, err := json.Marshal(r.pos)
-	if err != nil {
-		return err
-	}
 	options, err := json.Marshal(o)
 	if err != nil {
 		return err
 	}
+	run := r.runInfo()
 	st := &checkpoints.TrainingState{
-		ConfigExtra: map[string]any{
-			"dataset": o.Dataset, "data_dir": o.DataDir, "img_size": int64(o.ImgSize),
-			"class_names": toAny(r.classes), "norm_mean": floatsAny(r.data.Normalize.Mean[:]),
-			"norm_std": floatsAny(r.data.Normalize.Std[:]), "split_seed": int64(o.SplitSeed), "recipe": o.Recipe,
-			optionsKey: string(options),
-		},
-		Epoch:     int64(r.pos.Epoch),
-		Step:      r.step,
-		Optimizer: opt,
-		Scheduler: map[string]any{"type": "warmup-cosine", "base_lr": r.sched.BaseLR, "min_lr": r.sched.MinLR,
-			"warmup_steps": r.sched.WarmupSteps, "total_steps": r.sched.TotalSteps, "step": r.step},
-		RNG: map[string]any{"seed": int64(o.Seed), "torch_cpu": rngTensor},
-		Metrics: map[string]any{
-			"best_top1": finiteOr(r.pos.BestTop1, -1), "best_epoch": int64(r.pos.BestEpoch),
-			"epochs_json": string(rows), "position_json": string(pos),
-		},
+		Run:         &run,
+		ConfigExtra: map[string]any{optionsKey: string(options)},
+		Epoch:       int64(r.pos.Epoch),
+		Step:        r.step,
+		Optimizer:   opt,
+		Scheduler:   r.sched.State(r.step),
+		RNG:         map[string]any{"seed": int64(o.Seed), "torch_cpu": rngTensor},
+		Metrics:     map[string]any{"best_top1": finiteOr(r.pos.BestTop1, -1), "best_epoch": int64(r.pos.BestEpoch)},
+		Position:    r.pos.state(),
+		Epochs:      epochRecords(r.metrics),
 	}
 	if n := len(r.metrics); n > 0 {
 		last := r.metrics[n-1]
@@ -67,7 +52,7 @@ func (r *run) save(path string) error {
 		st.Metrics["last_loss"] = finiteOr(last.TestLoss, -1)
 	}
 	if r.ema != nil {
-		if st.EMA, err = checkpoints.ModelStateDict(r.ema.Model); err != nil {
+		if st.EMA, err = r.ema.State(); err != nil {
 			return err
 		}
 	}
@@ -95,7 +80,7 @@ func (r *run) restore(path string) error {
 		if st.EMA == nil {
 			return fmt.Errorf("--ema is set but the checkpoint holds no EMA weights")
 		}
-		if _, err := checkpoints.LoadModelState(r.ema.Model, st.EMA, true); err != nil {
+		if err := r.ema.SetState(st.EMA); err != nil {
 			return fmt.Errorf("ema: %w", err)
 		}
 	}
@@ -148,40 +133,42 @@ func (r *run) restoreOptimizer(st *checkpoints.OptimizerState) error {
 		return fmt.Errorf("the checkpoint holds no optimizer state (a converted or exported file?): resuming would restart AdamW's moments; " +
 			"resume from the run's own last.pt, or add --reset-optimizer to continue with fresh moments")
 	}
-	m, v, err := st.TorchMoments(r.o.Device)
-	if err != nil {
-		return err
-	}
-	err = r.opt.SetMoments(st.Step, m, v)
-	for _, t := range m {
-		t.MustDrop()
-	}
-	for _, t := range v {
-		t.MustDrop()
-	}
-	return err
+	return r.opt.SetState(st)
 }
 
 // restorePosition loads the step, the metrics so far and the position inside
 // the epoch, and refuses a checkpoint that has already run every epoch.
 func (r *run) restorePosition(st *checkpoints.TrainingState) error {
 	r.step = st.Step
-	if s, ok := st.Metrics["epochs_json"].(string); ok {
-		var rows []epochJSON
-		if err := json.Unmarshal([]byte(s), &rows); err != nil {
-			return fmt.Errorf("metrics: %w", err)
+	if st.Epochs != nil {
+		r.metrics = make([]EpochMetrics, len(st.Epochs))
+		for i, e := range st.Epochs {
+			r.metrics[i] = EpochMetrics(e)
 		}
-		r.metrics = metricsFromJSON(rows)
 	}
-	if s, ok := st.Metrics["position_json"].(string); ok {
-		if err := json.Unmarshal([]byte(s), &r.pos); err != nil {
-			return fmt.Errorf("position: %w", err)
-		}
+	if st.Position != nil {
+		r.pos = progress(*st.Position)
 	}
 	if r.pos.Epoch >= r.o.Epochs {
 		return fmt.Errorf("the checkpoint has finished %d epochs; ask for more with --epochs", r.pos.Epoch)
 	}
 	return nil
+}
+
+// state is the position's checkpoint section: checkpoints.Position has
+// progress's fields, so that the two convert into each other.
+func (p progress) state() *checkpoints.Position {
+	s := checkpoints.Position(p)
+	return &s
+}
+
+// epochRecords are the metrics rows' checkpoint section.
+func epochRecords(rows []EpochMetrics) []checkpoints.EpochRecord {
+	out := make([]checkpoints.EpochRecord, len(rows))
+	for i, m := range rows {
+		out[i] = checkpoints.EpochRecord(m)
+	}
+	return out
 }
 
 // optionsKey is the checkpoint's "config" entry that records the run's
@@ -206,61 +193,6 @@ func ReadOptions(path string) (*Options, error) {
 		return nil, fmt.Errorf("%s: the recorded training options: %w", path, err)
 	}
 	return &o, nil
-}
-
-// epochJSON is EpochMetrics with NaN written as null.
-type epochJSON struct {
-	Epoch                                         int
-	LR, TrainLoss, TrainTop1, ImagesPerS, Seconds float64
-	TestLoss, TestTop1, TestTop5, EMATop1         *float64
-	SkippedImages                                 int64
-}
-
-func metricsForJSON(rows []EpochMetrics) []epochJSON {
-	ptr := func(v float64) *float64 {
-		if v != v {
-			return nil
-		}
-		return &v
-	}
-	out := make([]epochJSON, len(rows))
-	for i, m := range rows {
-		out[i] = epochJSON{m.Epoch, m.LR, m.TrainLoss, m.TrainTop1, m.ImagesPerS, m.Seconds,
-			ptr(m.TestLoss), ptr(m.TestTop1), ptr(m.TestTop5), ptr(m.EMATop1), m.SkippedImages}
-	}
-	return out
-}
-
-func metricsFromJSON(rows []epochJSON) []EpochMetrics {
-	val := func(p *float64) float64 {
-		if p == nil {
-			return nan()
-		}
-		return *p
-	}
-	out := make([]EpochMetrics, len(rows))
-	for i, m := range rows {
-		out[i] = EpochMetrics{Epoch: m.Epoch, LR: m.LR, TrainLoss: m.TrainLoss, TrainTop1: m.TrainTop1,
-			ImagesPerS: m.ImagesPerS, Seconds: m.Seconds, TestLoss: val(m.TestLoss), TestTop1: val(m.TestTop1),
-			TestTop5: val(m.TestTop5), EMATop1: val(m.EMATop1), SkippedImages: m.SkippedImages}
-	}
-	return out
-}
-
-func toAny(s []string) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
-}
-
-func floatsAny(s []float32) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = float64(v)
-	}
-	return out
 }
 
 func finiteOr(v, def float64) float64 {

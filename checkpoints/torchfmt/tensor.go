@@ -1,4 +1,4 @@
-package checkpoints
+package torchfmt
 
 import (
 	"encoding/binary"
@@ -6,78 +6,6 @@ import (
 	"fmt"
 	"math"
 )
-
-// DType is the element type of a tensor.
-type DType uint8
-
-// The element types a checkpoint can hold.
-const (
-	Float32 DType = iota + 1
-	Float64
-	Float16
-	BFloat16
-	Int64
-	Int32
-	Int16
-	Int8
-	Uint8
-	Bool
-)
-
-var dtypeInfo = [...]struct {
-	name        string // PyTorch's name, torch.<name>
-	size        int    // bytes per element
-	storage     string // PyTorch storage class, torch.<storage>
-	safetensors string // safetensors dtype string
-}{
-	Float32:  {"float32", 4, "FloatStorage", "F32"},
-	Float64:  {"float64", 8, "DoubleStorage", "F64"},
-	Float16:  {"float16", 2, "HalfStorage", "F16"},
-	BFloat16: {"bfloat16", 2, "BFloat16Storage", "BF16"},
-	Int64:    {"int64", 8, "LongStorage", "I64"},
-	Int32:    {"int32", 4, "IntStorage", "I32"},
-	Int16:    {"int16", 2, "ShortStorage", "I16"},
-	Int8:     {"int8", 1, "CharStorage", "I8"},
-	Uint8:    {"uint8", 1, "ByteStorage", "U8"},
-	Bool:     {"bool", 1, "BoolStorage", "BOOL"},
-}
-
-// valid reports whether d is one of the declared element types.
-func (d DType) valid() bool { return d >= Float32 && d <= Bool }
-
-// String returns PyTorch's name for d, such as "float32".
-func (d DType) String() string {
-	if !d.valid() {
-		return fmt.Sprintf("DType(%d)", uint8(d))
-	}
-	return dtypeInfo[d].name
-}
-
-// Size returns the number of bytes of one element, or 0 for an invalid DType.
-func (d DType) Size() int {
-	if !d.valid() {
-		return 0
-	}
-	return dtypeInfo[d].size
-}
-
-// IsFloat reports whether d is a floating-point type.
-func (d DType) IsFloat() bool {
-	return d == Float32 || d == Float64 || d == Float16 || d == BFloat16
-}
-
-// dtypeOfStorage maps a PyTorch storage class name to its element type.
-func dtypeOfStorage(class string) (DType, bool) {
-	if class == "UntypedStorage" {
-		return Uint8, true
-	}
-	for d := Float32; d <= Bool; d++ {
-		if dtypeInfo[d].storage == class {
-			return d, true
-		}
-	}
-	return 0, false
-}
 
 // Storage is a flat buffer of elements that tensors view. Several tensors
 // may share one Storage.
@@ -124,9 +52,9 @@ func ContiguousStrides(shape []int64) []int64 {
 	return stride
 }
 
-// numel returns the number of elements of shape, failing for negative
+// ShapeNumel returns the number of elements of shape, failing for negative
 // dimensions or overflow.
-func numel(shape []int64) (int64, error) {
+func ShapeNumel(shape []int64) (int64, error) {
 	n := int64(1)
 	for _, d := range shape {
 		if d < 0 {
@@ -144,14 +72,14 @@ func numel(shape []int64) (int64, error) {
 // little-endian bytes. It uses data without copying it.
 func NewTensor(dtype DType, shape []int64, data []byte) (*Tensor, error) {
 	if !dtype.valid() {
-		return nil, fmt.Errorf("checkpoints: invalid dtype %v", dtype)
+		return nil, fmt.Errorf("torchfmt: invalid dtype %v", dtype)
 	}
-	n, err := numel(shape)
+	n, err := ShapeNumel(shape)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoints: %w", err)
+		return nil, fmt.Errorf("torchfmt: %w", err)
 	}
 	if n > math.MaxInt64/int64(dtype.Size()) || n*int64(dtype.Size()) != int64(len(data)) {
-		return nil, fmt.Errorf("checkpoints: %s tensor of shape %v needs %d bytes, got %d", dtype, shape, n*int64(dtype.Size()), len(data))
+		return nil, fmt.Errorf("torchfmt: %s tensor of shape %v needs %d bytes, got %d", dtype, shape, n*int64(dtype.Size()), len(data))
 	}
 	return &Tensor{
 		Storage: &Storage{DType: dtype, Data: data},
@@ -165,14 +93,14 @@ func NewTensor(dtype DType, shape []int64, data []byte) (*Tensor, error) {
 // round to nearest even).
 func FromFloat32(dtype DType, shape []int64, values []float32) (*Tensor, error) {
 	if !dtype.IsFloat() {
-		return nil, fmt.Errorf("checkpoints: FromFloat32: %v is not a floating-point dtype", dtype)
+		return nil, fmt.Errorf("torchfmt: FromFloat32: %v is not a floating-point dtype", dtype)
 	}
-	n, err := numel(shape)
+	n, err := ShapeNumel(shape)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoints: FromFloat32: %w", err)
+		return nil, fmt.Errorf("torchfmt: FromFloat32: %w", err)
 	}
 	if n != int64(len(values)) {
-		return nil, fmt.Errorf("checkpoints: FromFloat32: shape %v holds %d elements, got %d values", shape, n, len(values))
+		return nil, fmt.Errorf("torchfmt: FromFloat32: shape %v holds %d elements, got %d values", shape, n, len(values))
 	}
 	size := dtype.Size()
 	data := make([]byte, len(values)*size)
@@ -211,20 +139,20 @@ func FromInt64(dtype DType, shape []int64, values []int64) (*Tensor, error) {
 	case Bool:
 		lo, hi = 0, 1
 	default:
-		return nil, fmt.Errorf("checkpoints: FromInt64: %v is not an integer dtype", dtype)
+		return nil, fmt.Errorf("torchfmt: FromInt64: %v is not an integer dtype", dtype)
 	}
-	n, err := numel(shape)
+	n, err := ShapeNumel(shape)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoints: FromInt64: %w", err)
+		return nil, fmt.Errorf("torchfmt: FromInt64: %w", err)
 	}
 	if n != int64(len(values)) {
-		return nil, fmt.Errorf("checkpoints: FromInt64: shape %v holds %d elements, got %d values", shape, n, len(values))
+		return nil, fmt.Errorf("torchfmt: FromInt64: shape %v holds %d elements, got %d values", shape, n, len(values))
 	}
 	size := dtype.Size()
 	data := make([]byte, len(values)*size)
 	for i, v := range values {
 		if v < lo || v > hi {
-			return nil, fmt.Errorf("checkpoints: FromInt64: value %d at %d is out of range for %v", v, i, dtype)
+			return nil, fmt.Errorf("torchfmt: FromInt64: value %d at %d is out of range for %v", v, i, dtype)
 		}
 		putInt(data[i*size:], size, v)
 	}
@@ -255,7 +183,7 @@ func (t *Tensor) DType() DType {
 
 // Numel returns the number of elements in the view (0 for an invalid shape).
 func (t *Tensor) Numel() int64 {
-	n, err := numel(t.Shape)
+	n, err := ShapeNumel(t.Shape)
 	if err != nil {
 		return 0
 	}
@@ -301,7 +229,7 @@ func (t *Tensor) Validate() error {
 	if t.StorageOffset < 0 {
 		return fmt.Errorf("negative storage offset %d", t.StorageOffset)
 	}
-	n, err := numel(t.Shape)
+	n, err := ShapeNumel(t.Shape)
 	if err != nil {
 		return err
 	}
@@ -334,7 +262,7 @@ func (t *Tensor) Validate() error {
 // little-endian bytes, whatever the strides.
 func (t *Tensor) Bytes() ([]byte, error) {
 	if err := t.Validate(); err != nil {
-		return nil, fmt.Errorf("checkpoints: %w", err)
+		return nil, fmt.Errorf("torchfmt: %w", err)
 	}
 	out := make([]byte, 0, t.Numel()*int64(t.DType().Size()))
 	t.eachRun(func(run []byte) { out = append(out, run...) })
@@ -386,7 +314,7 @@ func (t *Tensor) eachRun(f func(run []byte)) {
 func (t *Tensor) Float32s() ([]float32, error) {
 	dt := t.DType()
 	if !dt.IsFloat() {
-		return nil, fmt.Errorf("checkpoints: Float32s of a %v tensor", dt)
+		return nil, fmt.Errorf("torchfmt: Float32s of a %v tensor", dt)
 	}
 	raw, err := t.Bytes()
 	if err != nil {
@@ -415,7 +343,7 @@ func (t *Tensor) Float32s() ([]float32, error) {
 func (t *Tensor) Int64s() ([]int64, error) {
 	dt := t.DType()
 	if !dt.valid() || dt.IsFloat() {
-		return nil, fmt.Errorf("checkpoints: Int64s of a %v tensor", dt)
+		return nil, fmt.Errorf("torchfmt: Int64s of a %v tensor", dt)
 	}
 	raw, err := t.Bytes()
 	if err != nil {
@@ -439,85 +367,4 @@ func (t *Tensor) Int64s() ([]int64, error) {
 		}
 	}
 	return out, nil
-}
-
-// float32ToHalf converts f to IEEE 754 binary16, rounding to nearest even.
-func float32ToHalf(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int(b>>23) & 0xff
-	mant := b & 0x7fffff
-	if exp == 0xff {
-		if mant != 0 {
-			return sign | 0x7e00 | uint16(mant>>13) // NaN stays a (quiet) NaN
-		}
-		return sign | 0x7c00
-	}
-	e := exp - 127 + 15
-	if e >= 0x1f {
-		return sign | 0x7c00 // overflow to infinity
-	}
-	if e <= 0 {
-		if e < -10 {
-			return sign // rounds to zero
-		}
-		full := mant | 0x800000
-		shift := uint(14 - e)
-		half := full >> shift
-		rem := full & (1<<shift - 1)
-		halfway := uint32(1) << (shift - 1)
-		if rem > halfway || (rem == halfway && half&1 == 1) {
-			half++
-		}
-		return sign | uint16(half)
-	}
-	half := uint32(e)<<10 | mant>>13
-	rem := mant & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && half&1 == 1) {
-		half++ // may carry into the exponent, up to infinity: still correct
-	}
-	return sign | uint16(half)
-}
-
-// halfToFloat32 converts IEEE 754 binary16 bits to a float32 (exactly).
-func halfToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	frac := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | frac<<13)
-	case exp != 0:
-		return math.Float32frombits(sign | (exp+112)<<23 | frac<<13)
-	case frac == 0:
-		return math.Float32frombits(sign)
-	}
-	f := float32(frac) * (1.0 / (1 << 24)) // subnormal
-	if sign != 0 {
-		f = -f
-	}
-	return f
-}
-
-// float32ToBFloat16 converts f to bfloat16, rounding to nearest even as
-// PyTorch does; NaN becomes PyTorch's canonical 0x7fc0.
-func float32ToBFloat16(f float32) uint16 {
-	if f != f {
-		return 0x7fc0
-	}
-	b := math.Float32bits(f)
-	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
-}
-
-// swapBytes reverses the byte order of each size-byte element of data.
-func swapBytes(data []byte, size int) {
-	if size <= 1 {
-		return
-	}
-	for i := 0; i+size <= len(data); i += size {
-		e := data[i : i+size]
-		for a, b := 0, size-1; a < b; a, b = a+1, b-1 {
-			e[a], e[b] = e[b], e[a]
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package checkpoints
+package torchfmt
 
 import (
 	"archive/zip"
@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gsrmt/gsrmt/internal/atomicfile"
 	"github.com/gsrmt/gsrmt/internal/pickle"
 )
 
@@ -188,10 +189,8 @@ func TestRoundTrip(t *testing.T) {
 	want.Set("names", []any{"a", "ü"})
 	sameDescription(t, got, want)
 
-	m, err := ModelState(got)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mv, _ := got.(*Dict).Get("model")
+	m := mv.(*Dict)
 	if !m.Ordered {
 		t.Error("the state_dict lost its OrderedDict type")
 	}
@@ -319,9 +318,9 @@ func TestAtomicSave(t *testing.T) {
 	}
 	before, _ := os.ReadFile(path)
 	for _, n := range []int{0, 10, 100, 1000, 5000} {
-		testHookWriter = func(w io.Writer) io.Writer { return &failingWriter{w, n} }
+		old := atomicfile.SetTestHook(func(w io.Writer) io.Writer { return &failingWriter{w, n} })
 		err := Save(path, sampleTree(t))
-		testHookWriter = nil
+		atomicfile.SetTestHook(old)
 		if !errors.Is(err, errInjected) {
 			t.Fatalf("failing after %d bytes: got %v, want the injected error", n, err)
 		}
@@ -380,6 +379,22 @@ type legacyView struct {
 	offset, nn int64
 }
 
+// legacyPersistentID names storages as the legacy format does: with view
+// metadata for a legacyView, None for a whole storage.
+func legacyPersistentID(c *toPickle) func(any) (any, bool) {
+	return func(x any) (any, bool) {
+		if lv, ok := x.(*legacyView); ok {
+			pid, _ := c.persistentID(lv.root)
+			return append(pid.(Tuple), Tuple{lv.key, lv.offset, lv.nn}), true
+		}
+		pid, ok := c.persistentID(x)
+		if !ok {
+			return nil, false
+		}
+		return append(pid.(Tuple), nil), true
+	}
+}
+
 // writeLegacy writes v in PyTorch's legacy format, as torch.save did before
 // 1.6 (and does with _use_new_zipfile_serialization=False).
 func writeLegacy(t testing.TB, v any, bigEndian bool) []byte {
@@ -399,17 +414,7 @@ func writeLegacy(t testing.TB, v any, bigEndian bool) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc.PersistentID = func(x any) (any, bool) {
-		if lv, ok := x.(*legacyView); ok {
-			pid, _ := c.persistentID(lv.root)
-			return append(pid.(Tuple), Tuple{lv.key, lv.offset, lv.nn}), true
-		}
-		pid, ok := c.persistentID(x)
-		if !ok {
-			return nil, false
-		}
-		return append(pid.(Tuple), nil), true
-	}
+	enc.PersistentID = legacyPersistentID(c)
 	if err := enc.Encode(tree); err != nil {
 		t.Fatal(err)
 	}
@@ -465,17 +470,7 @@ func TestLegacyStorageView(t *testing.T) {
 	c := newToPickle()
 	rootPickled, _ := c.convert(root, "", 0)
 	tree[1] = rootPickled
-	enc.PersistentID = func(x any) (any, bool) {
-		if lv, ok := x.(*legacyView); ok {
-			pid, _ := c.persistentID(lv.root)
-			return append(pid.(Tuple), Tuple{lv.key, lv.offset, lv.nn}), true
-		}
-		pid, ok := c.persistentID(x)
-		if !ok {
-			return nil, false
-		}
-		return append(pid.(Tuple), nil), true
-	}
+	enc.PersistentID = legacyPersistentID(c)
 	if err := enc.Encode(tree); err != nil {
 		t.Fatal(err)
 	}
@@ -580,6 +575,10 @@ func TestBadCheckpoints(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not mention %q", err, tt.want)
 			}
+			notCheckpoint := name == "not a checkpoint" || name == "no data.pkl" || name == "legacy bad magic"
+			if errors.Is(err, ErrFormat) != notCheckpoint {
+				t.Errorf("errors.Is(%q, ErrFormat) = %v", err, !notCheckpoint)
+			}
 			t.Log(err)
 		})
 	}
@@ -604,25 +603,6 @@ func TestTruncated(t *testing.T) {
 		}
 		if _, err := Read(bytes.NewReader(data), int64(len(data))); err != nil {
 			t.Fatalf("%s: %v", name, err)
-		}
-	}
-}
-
-func TestModelState(t *testing.T) {
-	w := mustTensor(t)(FromFloat32(Float32, []int64{1}, []float32{1}))
-	sd := set(t, NewOrderedDict(), "w", w)
-	for _, key := range []string{"model", "state_dict", "model_state_dict"} {
-		got, err := ModelState(set(t, NewDict(), "epoch", int64(1), key, sd))
-		if err != nil || got != sd {
-			t.Errorf("under %q: %v", key, err)
-		}
-	}
-	if got, err := ModelState(sd); err != nil || got != sd {
-		t.Errorf("bare state_dict: %v", err)
-	}
-	for _, bad := range []any{[]any{}, NewDict(), set(t, NewDict(), "epoch", int64(1))} {
-		if _, err := ModelState(bad); err == nil {
-			t.Errorf("ModelState(%v) succeeded", bad)
 		}
 	}
 }
@@ -778,4 +758,51 @@ func TestBadSafetensors(t *testing.T) {
 	if err := WriteSafetensors(io.Discard, dup, nil); err == nil {
 		t.Error("repeated names accepted")
 	}
+}
+
+// A zip checkpoint with two records of one name is refused, naming the file
+// and the record: torch.load reads the first, and reading the last (as
+// archive/zip's listing order would) gave other weights.
+func TestDuplicateZipRecord(t *testing.T) {
+	pkl := tensorPickle(t, "FloatStorage", "0", 2, []int64{2}, []int64{1}, 0)
+	var buf bytes.Buffer
+	zw := &alignedZipWriter{zw: zip.NewWriter(&buf)}
+	for _, r := range []struct {
+		name string
+		data []byte
+	}{
+		{"archive/data.pkl", pkl},
+		{"archive/data/0", le32(1, 2)},
+		{"archive/data/0", le32(3, 4)},
+		{"archive/version", []byte("3\n")},
+	} {
+		if err := zw.add(r.name, r.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "dup.pt")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if !errors.Is(err, ErrDuplicateRecord) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), `"archive/data/0"`) {
+		t.Errorf("error %v, want ErrDuplicateRecord naming %s and archive/data/0", err, path)
+	}
+	// The same records without the duplicate load.
+	good := zipWith(t, pkl, map[string][]byte{"data/0": le32(1, 2)})
+	if _, err := Read(bytes.NewReader(good), int64(len(good))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// le32 is the little-endian bytes of float32 values.
+func le32(vals ...float32) []byte {
+	b := make([]byte, 0, 4*len(vals))
+	for _, v := range vals {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+	}
+	return b
 }
