@@ -69,10 +69,10 @@ func runEval(c *cli.Context) error {
 	defer l.model.Close()
 	dataset, dir := c.String("dataset"), c.String("data-dir")
 	if dataset == "" {
-		dataset = l.str("dataset")
+		dataset = l.runInfo().Dataset
 	}
 	if dir == "" {
-		dir = l.str("data_dir")
+		dir = l.runInfo().DataDir
 	}
 	if dataset == "" {
 		return usagef("--dataset: the checkpoint does not say which data set it was trained on; give --dataset and --data-dir")

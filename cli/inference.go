@@ -80,19 +80,12 @@ func loadForInference(c *cli.Context, path string, dev gotch.Device) (*loaded, e
 	return l, nil
 }
 
-// str returns what the checkpoint records about its data by config key:
-// "dataset" or "data_dir" ("" when it records nothing).
-func (l *loaded) str(key string) string {
+// runInfo is what the checkpoint records about its data (zero when nothing).
+func (l *loaded) runInfo() checkpoints.RunInfo {
 	if l.run == nil {
-		return ""
+		return checkpoints.RunInfo{}
 	}
-	switch key {
-	case "dataset":
-		return l.run.Dataset
-	case "data_dir":
-		return l.run.DataDir
-	}
-	return ""
+	return *l.run
 }
 
 func (l *loaded) label(i int) string {
