@@ -116,6 +116,7 @@ func trainCommand() *cli.Command {
 		&cli.IntFlag{Name: "limit-eval", Usage: "use the first N test images (0: all)"},
 		&cli.IntFlag{Name: "eval-every", Value: 1, Usage: "evaluate every N epochs (and after the last)"},
 		&cli.IntFlag{Name: "save-every-steps", Usage: "also write last.pt every N steps inside an epoch (0: at each epoch's end only)"},
+		&cli.BoolFlag{Name: "sync-bn", Usage: "distributed: BatchNorm statistics over the global batch (torch.nn.SyncBatchNorm)"},
 		&cli.BoolFlag{Name: "check-replicas", Usage: "distributed: verify after every step that the ranks hold identical weights (a debugging aid)"},
 	}
 	flags = append(flags, modelFlags(10)...)
@@ -383,7 +384,7 @@ func applyTrainFlags(c *cli.Context, o *train.Options) {
 		}
 	}
 	bools := map[string]*bool{"randaugment": &o.RandAugment, "amp": &o.AMP, "drop-last": &o.DropLast,
-		"download": &o.Download, "skip-bad-images": &o.SkipBadImages}
+		"download": &o.Download, "skip-bad-images": &o.SkipBadImages, "sync-bn": &o.SyncBN}
 	for name, dst := range bools {
 		if c.IsSet(name) {
 			*dst = c.Bool(name)

@@ -217,6 +217,17 @@ func dropPath(sc *scope, x *ts.Tensor, rate float64, train bool) *ts.Tensor {
 	return sc.mul(sc.divScalar(x, keep), mask)
 }
 
+// SetTrainBatchNorm makes every BatchNorm layer of the model call f in
+// training forwards (Forward with train set), in place of libtorch's
+// batch_norm over this process's batch; nil restores libtorch's. The
+// num_batches_tracked counters still advance; evaluation (running
+// statistics) is unchanged. Data-parallel training sets
+// dist.Group.SyncBatchNorm here for --sync-bn. Call it between forwards,
+// not during one.
+func (m *Model) SetTrainBatchNorm(f BatchNormFunc) {
+	m.reg.bnHook.train = f
+}
+
 // Params returns every state entry in PyTorch's state_dict order: the
 // model's state_dict(). The tensors belong to the model.
 func (m *Model) Params() []*Param {

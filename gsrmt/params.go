@@ -29,11 +29,23 @@ type registry struct {
 	params []*Param
 	byName map[string]*Param
 	bns    []*batchNorm
+	bnHook *bnHook // shared by the model's BatchNorm layers
 }
 
 func newRegistry(device gotch.Device) *registry {
-	return &registry{device: device, byName: map[string]*Param{}}
+	return &registry{device: device, byName: map[string]*Param{}, bnHook: &bnHook{}}
 }
+
+// BatchNormFunc computes a BatchNorm in training in place of libtorch's
+// batch_norm over this process's batch, e.g. dist.Group.SyncBatchNorm's
+// statistics over every rank's batch (torch.nn.SyncBatchNorm): it
+// normalizes x (B, C, ...) with batch statistics, updates runningMean and
+// runningVar in place with momentum (PyTorch's convention), applies weight
+// and bias, and returns a new tensor in the autograd graph, or an error.
+type BatchNormFunc func(x, weight, bias, runningMean, runningVar *ts.Tensor, momentum, eps float64) (*ts.Tensor, error)
+
+// bnHook holds the model's BatchNormFunc (nil: libtorch's batch_norm).
+type bnHook struct{ train BatchNormFunc }
 
 func (r *registry) add(name string, t *ts.Tensor, trainable, noDecay bool) *ts.Tensor {
 	if trainable {
@@ -130,6 +142,7 @@ type batchNorm struct {
 	w, b, mean, vari *ts.Tensor
 	tracked          *ts.Tensor // int64, 0-dim
 	name             string
+	hook             *bnHook // the model's training BatchNormFunc, if any
 }
 
 // ErrOneValuePerChannel is returned by a training forward whose batch leaves
@@ -138,7 +151,7 @@ type batchNorm struct {
 var ErrOneValuePerChannel = errors.New("BatchNorm in training needs more than 1 value per channel (a batch of one image)")
 
 func newBatchNorm(r *registry, name string, c int) *batchNorm {
-	bn := &batchNorm{name: name}
+	bn := &batchNorm{name: name, hook: r.bnHook}
 	bn.w = r.add(name+".weight", r.ones(int64(c)), true, true)
 	bn.b = r.add(name+".bias", r.zeros(int64(c)), true, true)
 	bn.mean = r.add(name+".running_mean", r.zeros(int64(c)), false, true)
@@ -156,7 +169,20 @@ func newBatchNorm(r *registry, name string, c int) *batchNorm {
 // forward normalizes x (B, C, ...). In training it refuses, as PyTorch's
 // F.batch_norm does, an input with one value per channel: its variance is
 // undefined and libtorch would silently write NaN into the running variance.
+// With the model's BatchNormFunc set, training calls it instead (it judges
+// the number of values itself: a synchronized BatchNorm counts every
+// rank's); its error panics, which Model.Forward returns.
 func (bn *batchNorm) forward(x *ts.Tensor, train bool) *ts.Tensor {
+	if f := bn.hook.train; train && f != nil {
+		y, err := f(x, bn.w, bn.b, bn.mean, bn.vari, 0.1, 1e-5)
+		if err != nil {
+			panic(fmt.Errorf("%s: %w", bn.name, err))
+		}
+		one := ts.IntScalar(1)
+		bn.tracked.MustAddScalar_(one)
+		one.MustDrop()
+		return y
+	}
 	if train {
 		dims := x.MustSize()
 		values := dims[0]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsrmt/gsrmt/checkpoints"
 	"github.com/gsrmt/gsrmt/internal/testutil"
 )
 
@@ -192,4 +194,166 @@ func TestDistributedRestartResumesAuto(t *testing.T) {
 	if fmt.Sprint(a) != fmt.Sprint(b) {
 		t.Errorf("uninterrupted and restarted runs disagree:\n%s\n---\n%s", strings.Join(a, "\n"), strings.Join(b, "\n"))
 	}
+}
+
+// With --sync-bn, 2 ranks x 16 images track 1 process x 32 images on the
+// same data: BatchNorm statistics over the global batch (reduced across the
+// ranks in forward and backward), each rank's loss the mean over its own
+// images and the gradients averaged over the ranks give the single
+// process's gradient, so after 20 steps (5 epochs of 4) the weights,
+// running statistics and losses agree to float rounding. No augmentation
+// but the horizontal flip, which depends only on the sample (--crop-padding
+// 0 at the images' native 32 px; no Mixup, CutMix or drop path).
+//
+// "Float rounding" is measured, not assumed: AdamW turns the rounding noise
+// of parameters whose exact gradient is zero (the biases of the layers
+// that feed a BatchNorm) into steps of about lr, so the same single
+// process run with 1 thread instead of 2 (another summation order) already
+// differs by about 1e-2 there. The 2-rank run must stay within 3 times
+// that, and (so that the comparison can fail) 2 ranks with per-rank
+// statistics must not.
+func TestDistributedSyncBNEquivalence(t *testing.T) {
+	data := makeImageFolder(t, 43, 2) // 129 training images: 4 steps of 32 per epoch (--drop-last)
+	base := t.TempDir()
+	run := func(name string, extra ...string) string {
+		out := filepath.Join(base, name)
+		args := distArgs(data, out, append([]string{"--epochs", "5", "--batch-size", "32", "--crop-padding", "0",
+			"--eval-every", "5", "--dist-timeout", "120s"}, extra...)...)
+		start := time.Now()
+		if _, errOut, code := runCLI(t, args...); code != 0 {
+			t.Fatalf("train %s exited %d:\n%s", strings.Join(extra, " "), code, errOut)
+		}
+		t.Logf("%s (%s): %v", name, strings.Join(extra, " "), time.Since(start).Round(100*time.Millisecond))
+		return out
+	}
+	gsrmtCLI(t) // built before the runs are timed
+
+	// --sync-bn is a no-op in one process.
+	ref := run("one", "--threads", "2", "--sync-bn")
+	floorRun := run("one-thread", "--threads", "1")
+	synced := run("two-sync-bn", "--nproc", "2", "--sync-bn")
+	perRank := run("two-per-rank", "--nproc", "2")
+
+	a := openState(t, filepath.Join(ref, "last.pt"))
+	floor := compareStates(t, a, openState(t, filepath.Join(floorRun, "last.pt")))
+	s := openState(t, filepath.Join(synced, "last.pt"))
+	got := compareStates(t, a, s)
+	control := compareStates(t, a, openState(t, filepath.Join(perRank, "last.pt")))
+	floorLoss := compareLosses(t, ref, floorRun)
+	gotLoss := compareLosses(t, ref, synced)
+	controlLoss := compareLosses(t, ref, perRank)
+	tol, tolLoss := max(1e-4, 3*floor.rel), max(1e-5, 3*floorLoss)
+	t.Logf("after 20 steps, against 1 process x 32 (2 threads), largest differences (absolute, relative to 1+|value|):")
+	t.Logf("  1 process, 1 thread (the rounding floor): %.3g, relative %.3g in %s; losses %.3g", floor.abs, floor.rel, floor.name, floorLoss)
+	t.Logf("  2 ranks x 16, --sync-bn:                  %.3g, relative %.3g in %s; losses %.3g", got.abs, got.rel, got.name, gotLoss)
+	t.Logf("  2 ranks x 16, per-rank statistics:        %.3g, relative %.3g in %s; losses %.3g", control.abs, control.rel, control.name, controlLoss)
+	t.Logf("  trainable weights only (no biases, no statistics): 1 thread %.3g, --sync-bn %.3g, per-rank %.3g", floor.weights, got.weights, control.weights)
+	if steps := s["head.bn.num_batches_tracked"]; len(steps) != 1 || steps[0] != 20 {
+		t.Errorf("--sync-bn: head.bn.num_batches_tracked = %v, want 20", steps)
+	}
+	if got.rel > tol || gotLoss > tolLoss {
+		t.Errorf("2 ranks with --sync-bn differ from 1 process by %.3g (relative, in %s) and %.3g in the losses: want float rounding (%.3g and %.3g)",
+			got.rel, got.name, gotLoss, tol, tolLoss)
+	}
+	if control.rel < 10*tol {
+		t.Errorf("2 ranks with per-rank statistics differ from 1 process by only %.3g (relative): the comparison cannot tell them apart", control.rel)
+	}
+}
+
+// stateDiff is the largest difference between two model states.
+type stateDiff struct {
+	abs, rel float64 // largest |a-b|, largest |a-b|/(1+|a|)
+	name     string  // the entry of the largest relative difference
+	weights  float64 // largest relative difference of a trainable weight (not a bias or statistic)
+}
+
+// compareStates compares two model states entry by entry.
+func compareStates(t *testing.T, a, b map[string][]float64) stateDiff {
+	t.Helper()
+	if len(a) != len(b) {
+		t.Fatalf("%d state entries against %d", len(a), len(b))
+	}
+	var d stateDiff
+	for name, va := range a {
+		vb, ok := b[name]
+		if !ok || len(vb) != len(va) {
+			t.Fatalf("%s: %d values against %d (present %v)", name, len(va), len(vb), ok)
+		}
+		weight := strings.HasSuffix(name, ".weight") && !strings.Contains(name, "bn") && !strings.Contains(name, "norm")
+		for i := range va {
+			diff := math.Abs(va[i] - vb[i])
+			rel := diff / (1 + math.Abs(va[i]))
+			if rel > d.rel {
+				d.name, d.rel = name, rel
+			}
+			if weight {
+				d.weights = max(d.weights, rel)
+			}
+			d.abs = max(d.abs, diff)
+		}
+	}
+	return d
+}
+
+// compareLosses returns the largest relative difference between two runs'
+// train losses (every epoch) and final test loss in metrics.csv.
+func compareLosses(t *testing.T, dirA, dirB string) float64 {
+	t.Helper()
+	ra, rb := readCSV(t, filepath.Join(dirA, "metrics.csv")), readCSV(t, filepath.Join(dirB, "metrics.csv"))
+	if len(ra) != len(rb) || len(ra) < 2 {
+		t.Fatalf("metrics.csv: %d rows against %d", len(ra), len(rb))
+	}
+	worst := 0.0
+	for i := 1; i < len(ra); i++ {
+		for _, col := range []int{2, 4} { // train_loss, test_loss
+			if ra[i][col] == "" && rb[i][col] == "" {
+				continue
+			}
+			x, errA := strconv.ParseFloat(ra[i][col], 64)
+			y, errB := strconv.ParseFloat(rb[i][col], 64)
+			if errA != nil || errB != nil {
+				t.Fatalf("metrics.csv row %d, %s: %q against %q", i, ra[0][col], ra[i][col], rb[i][col])
+			}
+			worst = max(worst, math.Abs(x-y)/math.Abs(x))
+		}
+	}
+	return worst
+}
+
+// openState reads a checkpoint's model state as float64 values by name
+// (the num_batches_tracked counters included).
+func openState(t *testing.T, path string) map[string][]float64 {
+	t.Helper()
+	ck, err := checkpoints.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]float64{}
+	for _, e := range ck.State.Entries() {
+		name, _ := e.Key.(string)
+		tensor, ok := e.Value.(*checkpoints.Tensor)
+		if !ok {
+			t.Fatalf("%s: %s is %T, not a tensor", path, name, e.Value)
+		}
+		var vals []float64
+		if strings.HasSuffix(name, "num_batches_tracked") {
+			ints, err := tensor.Int64s()
+			if err != nil {
+				t.Fatalf("%s: %s: %v", path, name, err)
+			}
+			for _, v := range ints {
+				vals = append(vals, float64(v))
+			}
+		} else {
+			fs, err := tensor.Float32s()
+			if err != nil {
+				t.Fatalf("%s: %s: %v", path, name, err)
+			}
+			for _, v := range fs {
+				vals = append(vals, float64(v))
+			}
+		}
+		out[name] = vals
+	}
+	return out
 }

@@ -71,6 +71,14 @@ type Options struct {
 	Group *dist.Group `json:"-"`
 	// WorldSize is the number of ranks that trained the run (set by Run).
 	WorldSize int `json:"world-size"`
+	// SyncBN (--sync-bn) computes the BatchNorm statistics of training over
+	// the global batch, reduced across the ranks in forward and backward as
+	// torch.nn.SyncBatchNorm does (dist.Group.SyncBatchNorm), instead of
+	// over each rank's share (DDP's default). With it the ranks' running
+	// statistics stay identical, so the per-step broadcast of rank 0's is
+	// skipped. In a single process (Group nil) it changes nothing: the
+	// batch is already the global batch. Recorded, and fixed on resume.
+	SyncBN bool `json:"sync-bn"`
 	// CheckReplicas verifies after every step, not only after every epoch,
 	// that the ranks hold identical weights (a debugging aid).
 	CheckReplicas bool `json:"-"`

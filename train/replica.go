@@ -19,6 +19,20 @@ import (
 // folder. The zero value, with no group, is a process training alone.
 type replica struct {
 	g *dist.Group
+	// syncBN: the model's BatchNorm layers reduce their statistics over the
+	// group (Options.SyncBN), so the ranks' running statistics agree.
+	syncBN bool
+}
+
+// useSyncBN makes the model's BatchNorm layers compute their training
+// statistics over the group (torch.nn.SyncBatchNorm) when on and there is a
+// group; in a single process it does nothing.
+func (p *replica) useSyncBN(m *gsrmt.Model, on bool) {
+	if p.g == nil || !on {
+		return
+	}
+	p.syncBN = true
+	m.SetTrainBatchNorm(p.g.SyncBatchNorm)
 }
 
 func (p replica) rank() int {
@@ -88,6 +102,22 @@ func (p replica) syncBuffers(m *gsrmt.Model) error {
 	if p.g == nil {
 		return nil
 	}
+	return p.broadcastBuffers(m)
+}
+
+// stepBuffers is syncBuffers before a step: skipped with synchronized
+// BatchNorm, whose running statistics are computed alike on every rank
+// (DDP broadcasts them anyway; it is harmless and costs a collective per
+// step). The broadcasts before evaluation and saving stay.
+func (p replica) stepBuffers(m *gsrmt.Model) error {
+	if p.g == nil || p.syncBN {
+		return nil
+	}
+	return p.broadcastBuffers(m)
+}
+
+// broadcastBuffers copies rank 0's BatchNorm statistics to every rank.
+func (p replica) broadcastBuffers(m *gsrmt.Model) error {
 	var bufs []*ts.Tensor
 	for _, q := range m.Params() {
 		if !q.Trainable && !q.Counter {

@@ -81,7 +81,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.AMP && o.Device == gotch.CPU {
 		return nil, fmt.Errorf("amp: --amp is bf16 autocast on CUDA; this run is on the CPU (run without --amp, or pick --device cuda)")
 	}
-	rep := replica{o.Group}
+	rep := replica{g: o.Group}
 	o.WorldSize = rep.world()
 	if o.Batch%o.WorldSize != 0 {
 		return nil, fmt.Errorf("batch-size %d: the global batch must divide evenly among the %d ranks", o.Batch, o.WorldSize)
@@ -172,6 +172,7 @@ func (r *run) setup() error {
 	if err := r.rep.join(r.model); err != nil {
 		return err
 	}
+	r.rep.useSyncBN(r.model, o.SyncBN)
 	if r.opt, err = NewAdamW(r.model.Trainable(), AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: o.WeightDecay}); err != nil {
 		return err
 	}
@@ -554,7 +555,7 @@ func (r *run) logStep(bar *progressbar.ProgressBar, epoch, b int, lr float64) {
 func (r *run) trainStep(b *datasets.Batch, lr float64, stop bool) (stepStatus, error) {
 	o := &r.o
 	t0 := time.Now()
-	if err := r.rep.syncBuffers(r.model); err != nil {
+	if err := r.rep.stepBuffers(r.model); err != nil {
 		return stepStatus{}, fmt.Errorf("step %d: %w", r.step+1, err)
 	}
 	r.commSec += time.Since(t0).Seconds()
@@ -578,6 +579,11 @@ func (r *run) trainStep(b *datasets.Batch, lr float64, stop bool) (stepStatus, e
 			r.step+1, r.pos.Epoch+1, r.pos.Batch+1, st.lossSum))
 	}
 	if err := loss.Backward(); err != nil {
+		if r.rep.g != nil {
+			if gerr := r.rep.g.Err(); gerr != nil { // a collective of --sync-bn's backward failed
+				return st, fmt.Errorf("step %d: backward: %w", r.step+1, gerr)
+			}
+		}
 		return st, fmt.Errorf("step %d: backward: %w", r.step+1, err)
 	}
 	t2 := time.Now()

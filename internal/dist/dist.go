@@ -204,10 +204,15 @@ func (g *Group) Env() Env { return g.env }
 // Timeout is the group's timeout.
 func (g *Group) Timeout() time.Duration { return g.timeout }
 
-// Err returns the error that made the group unusable, or nil.
+// Err returns the error that made the group unusable, or nil. It also
+// reports a collective that failed inside SyncBatchNorm's backward (where
+// the caller sees only autograd's error): call it when a backward fails.
 func (g *Group) Err() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.err == nil && g.h != nil {
+		_ = g.usable("")
+	}
 	return g.err
 }
 
@@ -251,6 +256,64 @@ func (g *Group) Broadcast(tensors []*ts.Tensor, root int) error {
 	return g.tensors(fmt.Sprintf("broadcast from rank %d", root), tensors, func(h unsafe.Pointer, p *unsafe.Pointer, n C.int) *C.char {
 		return C.gsrmt_dist_broadcast(h, p, n, C.int(root), C.int64_t(g.firstBucket), C.int64_t(g.bucket))
 	})
+}
+
+// SyncBatchNorm is torch.nn.SyncBatchNorm's training forward: it normalizes
+// x (N, C, ...) with the mean and biased variance of every rank's x
+// together (per-channel count, sum and sum of squares all-reduced over the
+// group), moves runningMean and runningVar in place towards those global
+// statistics by momentum (the variance unbiased with the global count, as
+// PyTorch), and applies weight and bias. weight, bias, runningMean and
+// runningVar may be nil. It refuses (as PyTorch) a group-wide count of one
+// value per channel.
+//
+// The result is part of the autograd graph; its backward all-reduces the
+// per-channel sums of dy and dy*(x-mean), so that the input gradient is the
+// one of a single BatchNorm over the global batch, and returns this rank's
+// own weight and bias gradients (PyTorch's SyncBatchNorm does the same): the
+// caller averages every parameter gradient over the ranks afterwards. Every
+// rank must call SyncBatchNorm, and run the backward, in the same order with
+// the same C, and issue no other collective while a backward runs; when a
+// backward fails, Err tells whether the group failed. The caller owns the
+// result.
+func (g *Group) SyncBatchNorm(x, weight, bias, runningMean, runningVar *ts.Tensor, momentum, eps float64) (*ts.Tensor, error) {
+	who := fmt.Sprintf("dist: rank %d of %d", g.env.Rank, g.env.WorldSize)
+	if x == nil {
+		return nil, fmt.Errorf("%s: sync batch norm: the input is nil", who)
+	}
+	op := "sync batch norm"
+	if dims, err := x.Size(); err == nil {
+		op = fmt.Sprintf("sync batch norm of %v", dims)
+	}
+	handle := func(t *ts.Tensor) unsafe.Pointer {
+		if t == nil {
+			return nil
+		}
+		return t.Ctensor()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.usable(op); err != nil {
+		return nil, err
+	}
+	var out unsafe.Pointer
+	var failed C.int
+	start := time.Now()
+	msg := C.gsrmt_dist_sync_batch_norm(g.h, handle(x), handle(weight), handle(bias), handle(runningMean), handle(runningVar),
+		C.double(momentum), C.double(eps), &out, &failed)
+	runtime.KeepAlive(x)
+	runtime.KeepAlive(weight)
+	runtime.KeepAlive(bias)
+	runtime.KeepAlive(runningMean)
+	runtime.KeepAlive(runningVar)
+	if msg != nil {
+		cause := cerr(msg)
+		if failed != 0 {
+			return nil, g.fail(op, since(start), cause)
+		}
+		return nil, fmt.Errorf("%s: %s: %s", who, op, cause)
+	}
+	return ts.FromCtensor(out), nil
 }
 
 // tensors runs a bucketed collective over tensors.
@@ -390,6 +453,9 @@ func (g *Group) Close() error {
 	if g.h == nil {
 		return nil
 	}
+	if g.err == nil {
+		_ = g.usable("close") // a failure inside SyncBatchNorm's backward
+	}
 	h := g.h
 	g.h = nil
 	if g.err != nil {
@@ -451,19 +517,40 @@ var errClosed = errors.New("the group is closed")
 func (g *Group) collective(op string, f func(unsafe.Pointer) *C.char) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.err != nil {
-		return g.err
-	}
-	if g.h == nil {
-		return fmt.Errorf("dist: rank %d of %d: %s: %w", g.env.Rank, g.env.WorldSize, op, errClosed)
+	if err := g.usable(op); err != nil {
+		return err
 	}
 	start := time.Now()
 	msg := f(g.h)
 	if msg == nil {
 		return nil
 	}
+	return g.fail(op, since(start), cerr(msg))
+}
+
+// usable returns the error that makes the group unusable for op, if any:
+// an earlier failure (also one inside SyncBatchNorm's backward, which the
+// shim recorded), or a closed group. g.mu must be held.
+func (g *Group) usable(op string) error {
+	if g.err != nil {
+		return g.err
+	}
+	if g.h == nil {
+		return fmt.Errorf("dist: rank %d of %d: %s: %w", g.env.Rank, g.env.WorldSize, op, errClosed)
+	}
+	var ms C.int64_t
+	if msg := C.gsrmt_dist_async_error(g.h, &ms); msg != nil {
+		return g.fail("sync batch norm", time.Duration(ms)*time.Millisecond, cerr(msg))
+	}
+	return nil
+}
+
+// fail records the failure of op, which ran for elapsed, as the group's
+// error (after the roll call that names the silent ranks) and returns it.
+// g.mu must be held.
+func (g *Group) fail(op string, elapsed time.Duration, cause string) error {
 	e := &CollectiveError{Op: op, Rank: g.env.Rank, Size: g.env.WorldSize, Backend: g.backend,
-		Elapsed: since(start), Timeout: g.timeout, Cause: cerr(msg),
+		Elapsed: elapsed, Timeout: g.timeout, Cause: cause,
 		Store: fmt.Sprintf("%s:%d", g.env.MasterAddr, g.env.MasterPort), StoreHost: "rank 0"}
 	if g.env.AgentStore {
 		e.StoreHost = "torchrun's agent"

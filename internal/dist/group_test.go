@@ -402,6 +402,10 @@ func runScenario(scenario string, env Env) error {
 		return pythonScenario(env, opts)
 	case "bench":
 		return benchScenario(env, opts)
+	case "syncbn":
+		return syncBNScenario(env, opts)
+	case "syncbn-dead":
+		return syncBNDeadScenario(env, opts)
 	}
 	return fmt.Errorf("unknown scenario %q", scenario)
 }

@@ -9,6 +9,10 @@
 // compiled when setup-libtorch.sh defines USE_C10D_GLOO / USE_C10D_NCCL,
 // as libtorch's own headers expect.
 //
+// It also holds SyncBatchNorm: torch.nn.SyncBatchNorm's training forward and
+// backward as a custom autograd function (torch::autograd::Function) whose
+// per-channel sums are all-reduced over the group.
+//
 // No C++ exception leaves this file: each entry point catches everything and
 // returns a malloc'd message.
 #include "shim.h"
@@ -31,12 +35,14 @@
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/cuda.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -50,10 +56,62 @@ using PG = c10d::Backend;
 using PG = c10d::ProcessGroup;
 #endif
 
+// CollectiveFailure is a failed collective inside SyncBatchNorm: the group
+// is unusable afterwards (unlike an argument error, which leaves it usable).
+struct CollectiveFailure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// SyncState is what SyncBatchNorm's autograd nodes need of the group: they
+// hold it (as a capsule in their saved data), so that the process group
+// lives as long as a graph that may still run backward. It records the first
+// collective failure, which the Go side reads (a failure in backward happens
+// inside libtorch's autograd, outside any Go call on the group).
+struct SyncState : torch::CustomClassHolder {
+  c10::intrusive_ptr<PG> pg;
+  std::mutex mu;
+  std::string failure;     // empty while the collectives succeed
+  int64_t failure_ms = 0;  // how long the failed collective ran
+
+  // allreduce_sum sums the contiguous tensor t over the group in place. A
+  // failure (or an earlier one) throws CollectiveFailure naming what.
+  void allreduce_sum(at::Tensor &t, const std::string &what) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!failure.empty()) throw CollectiveFailure(what + ": the group failed earlier: " + failure);
+    }
+    auto start = std::chrono::steady_clock::now();
+    std::string cause;
+    try {
+      std::vector<at::Tensor> io = {t};
+      c10d::AllreduceOptions o;
+      o.reduceOp = c10d::ReduceOp::SUM;
+      pg->allreduce(io, o)->wait();
+      return;
+    } catch (const c10::Error &e) {
+      cause = e.what_without_backtrace();
+    } catch (const std::exception &e) {
+      cause = e.what();
+    } catch (...) {
+      cause = "unknown C++ exception";
+    }
+    std::string msg = what + ": " + cause;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (failure.empty()) {
+        failure = msg;
+        failure_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+      }
+    }
+    throw CollectiveFailure(msg);
+  }
+};
+
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;  // the rendezvous store (attempt-prefixed under torchrun's agent)
   c10::intrusive_ptr<c10d::Store> own;    // gsrmt's keys: gsrmt_dist/
   c10::intrusive_ptr<PG> pg;
+  c10::intrusive_ptr<SyncState> sync;     // SyncBatchNorm's view of pg
   int rank = 0;
   int size = 1;
   bool nccl = false;
@@ -192,6 +250,165 @@ PG &pg_of(Group *g) {
   return *g->pg;
 }
 
+// ---- SyncBatchNorm ----------------------------------------------------------
+//
+// torch.nn.SyncBatchNorm in training (torch/nn/modules/_functions.py), on
+// generic ATen ops (1.13's batch_norm_stats and friends are CUDA-only):
+//
+// forward: per channel c, over (N, H, W) of this rank's x, the count n, the
+// sum S = n m and the sum of squares Q = M2 + n m^2 (m the local mean, M2 the
+// sum of squared deviations from it: no cancellation in float), all-reduced
+// (SUM, in float64) over the group; the global mean S/N and biased variance
+// Q/N - mean^2 normalize x; the running statistics move by momentum towards
+// the global mean and unbiased variance (var N / (N - 1)), identically on
+// every rank; weight and bias scale and shift.
+//
+// backward: the local sums sum(dy) and sum(dy (x - mean)), all-reduced, give
+//   grad_input = weight invstd (dy - sum(dy)/N - (x - mean) invstd^2 sum(dy (x - mean))/N)
+// with N the global count, and the LOCAL grad_weight = sum(dy xhat) and
+// grad_bias = sum(dy), as PyTorch returns them: the trainer's average of
+// every gradient over the ranks then gives, when each rank's loss is the
+// mean over its own samples and the ranks hold equal shares, the gradient of
+// one process on the global batch.
+
+// bn_layout returns the reduced dimensions (all but 1) and the broadcast shape
+// (1, C, 1, ...) of a (N, C, ...) input.
+void bn_layout(const at::Tensor &x, std::vector<int64_t> &dims, std::vector<int64_t> &shape) {
+  dims.clear();
+  shape.assign(static_cast<size_t>(x.dim()), 1);
+  shape[1] = x.size(1);
+  for (int64_t d = 0; d < x.dim(); d++) {
+    if (d != 1) dims.push_back(d);
+  }
+}
+
+// compute_type is the dtype the arithmetic runs in: float for half, bfloat16
+// and float inputs, double for double.
+at::ScalarType compute_type(const at::Tensor &x) {
+  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+std::string shape_text(const at::Tensor &x) {
+  std::ostringstream s;
+  s << x.sizes();
+  return s.str();
+}
+
+struct SyncBatchNormFn : public torch::autograd::Function<SyncBatchNormFn> {
+  // The optional tensors are absent rather than undefined (apply cannot
+  // take undefined tensors); the gradient edges are those of the present
+  // tensors, in order: x, then weight and bias when given.
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext *ctx, at::Tensor x,
+                                                c10::optional<at::Tensor> weight_opt,
+                                                c10::optional<at::Tensor> bias_opt,
+                                                c10::optional<at::Tensor> running_mean_opt,
+                                                c10::optional<at::Tensor> running_var_opt, double momentum,
+                                                double eps, c10::intrusive_ptr<SyncState> st) {
+    at::Tensor weight = weight_opt.value_or(at::Tensor()), bias = bias_opt.value_or(at::Tensor());
+    at::Tensor running_mean = running_mean_opt.value_or(at::Tensor());
+    at::Tensor running_var = running_var_opt.value_or(at::Tensor());
+    std::vector<int64_t> dims, shape;
+    bn_layout(x, dims, shape);
+    const int64_t c = x.size(1);
+    const at::ScalarType ct = compute_type(x);
+    const auto f64 = x.options().dtype(at::kDouble);
+    const int64_t n = c == 0 ? 0 : x.numel() / c;
+    at::Tensor xc = x.to(ct);
+
+    // [S (C), Q (C), n]: this rank's sums, then the group's.
+    at::Tensor stats = at::zeros({2 * c + 1}, f64);
+    if (n > 0) {
+      at::Tensor m = xc.mean(dims);                              // (C)
+      at::Tensor m2 = (xc - m.view(shape)).pow(2).sum(dims);     // (C)
+      at::Tensor md = m.to(at::kDouble);
+      stats.narrow(0, 0, c).copy_(md * static_cast<double>(n));
+      stats.narrow(0, c, c).copy_(m2.to(at::kDouble) + md * md * static_cast<double>(n));
+      stats.narrow(0, 2 * c, 1).fill_(static_cast<double>(n));
+    }
+    st->allreduce_sum(stats, "sync batch norm forward: allreduce of " + std::to_string(2 * c + 1) + " statistics");
+    const double total = stats.narrow(0, 2 * c, 1).item<double>();
+    if (total <= 1) {
+      throw std::runtime_error("BatchNorm in training needs more than 1 value per channel over the group, got " +
+                               std::to_string(static_cast<int64_t>(total)) + " (this rank's input " + shape_text(x) + ")");
+    }
+    at::Tensor mean = stats.narrow(0, 0, c) / total;                                      // float64 (C)
+    at::Tensor var = (stats.narrow(0, c, c) / total - mean * mean).clamp_min(0);         // biased
+    at::Tensor invstd = (var + eps).rsqrt();
+    if (running_mean.defined()) {
+      running_mean.copy_(running_mean.to(at::kDouble) * (1 - momentum) + mean * momentum);
+    }
+    if (running_var.defined()) {
+      running_var.copy_(running_var.to(at::kDouble) * (1 - momentum) + var * (momentum * total / (total - 1)));
+    }
+    // y = x scale + shift with scale = invstd weight, shift = bias - mean scale
+    // (as libtorch's CPU batch_norm applies it).
+    at::Tensor scale = weight.defined() ? invstd * weight.to(at::kDouble) : invstd;
+    at::Tensor shift = -mean * scale;
+    if (bias.defined()) shift = shift + bias.to(at::kDouble);
+    at::Tensor out = at::addcmul(shift.to(ct).view(shape), xc, scale.to(ct).view(shape)).to(x.scalar_type());
+
+    ctx->save_for_backward({x, weight.defined() ? weight : at::ones({c}, x.options().dtype(ct)), mean.to(ct), invstd.to(ct)});
+    ctx->saved_data["count"] = total;
+    ctx->saved_data["has_weight"] = weight.defined();
+    ctx->saved_data["has_bias"] = bias.defined();
+    ctx->saved_data["state"] = c10::IValue::make_capsule(c10::intrusive_ptr<torch::CustomClassHolder>(st));
+    return {out};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    at::Tensor x = saved[0], weight = saved[1], mean = saved[2], invstd = saved[3];
+    const double total = ctx->saved_data["count"].toDouble();
+    const bool has_weight = ctx->saved_data["has_weight"].toBool();
+    const bool has_bias = ctx->saved_data["has_bias"].toBool();
+    auto cap = ctx->saved_data["state"].toCapsule();
+    auto st = c10::intrusive_ptr<SyncState>::reclaim_copy(static_cast<SyncState *>(cap.get()));
+
+    // One gradient per argument of forward.
+    torch::autograd::variable_list out(8);
+    at::Tensor dy = grads[0];
+    if (!dy.defined()) dy = at::zeros_like(x);
+    std::vector<int64_t> dims, shape;
+    bn_layout(x, dims, shape);
+    const int64_t c = x.size(1);
+    const at::ScalarType ct = compute_type(x);
+    at::Tensor dyc = dy.to(ct);
+    at::Tensor xmu = x.to(ct) - mean.view(shape);
+    at::Tensor sum_dy = dyc.sum(dims);                // (C), this rank's
+    at::Tensor sum_dy_xmu = (dyc * xmu).sum(dims);    // (C), this rank's
+    const size_t bias_edge = has_weight ? 2 : 1;
+    if (has_weight && ctx->needs_input_grad(1)) out[1] = (sum_dy_xmu * invstd).to(weight.scalar_type());
+    if (has_bias && ctx->needs_input_grad(bias_edge)) out[2] = sum_dy.to(weight.scalar_type());
+    if (ctx->needs_input_grad(0)) {
+      at::Tensor sums = at::cat({sum_dy, sum_dy_xmu}, 0).to(at::kDouble);
+      st->allreduce_sum(sums, "sync batch norm backward: allreduce of " + std::to_string(2 * c) + " gradient sums");
+      at::Tensor inv = invstd.to(at::kDouble);
+      at::Tensor a = inv * weight.to(at::kDouble);                            // weight invstd
+      at::Tensor b = -(inv * inv * sums.narrow(0, c, c) / total) * a;        // on x - mean
+      at::Tensor k = -(sums.narrow(0, 0, c) / total) * a;                     // constant
+      at::Tensor gi = at::addcmul(k.to(ct).view(shape), dyc, a.to(ct).view(shape));
+      gi.addcmul_(xmu, b.to(ct).view(shape));
+      out[0] = gi.to(x.scalar_type());
+    }
+    return out;
+  }
+};
+
+// tensor_arg reads an optional tensor handle (NULL: undefined).
+at::Tensor tensor_arg(void *h) { return h == nullptr ? at::Tensor() : *static_cast<at::Tensor *>(h); }
+
+// check_channel_arg checks a per-channel argument of a batch norm.
+void check_channel_arg(const at::Tensor &t, const char *name, int64_t c) {
+  if (!t.defined()) return;
+  if (t.dim() != 1 || t.size(0) != c) {
+    throw std::runtime_error(std::string(name) + " has shape " + shape_text(t) + ", want (" + std::to_string(c) + ")");
+  }
+  if (!at::isFloatingType(t.scalar_type())) {
+    throw std::runtime_error(std::string(name) + " is " + c10::toString(t.scalar_type()) + ", want floating point");
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -327,6 +544,8 @@ char *gsrmt_dist_create(void *gp, const char *backend, int local_rank) {
     }
 #endif
     g->pg->setSequenceNumberForGroup();
+    g->sync = c10::make_intrusive<SyncState>();
+    g->sync->pg = g->pg;
   });
 }
 
@@ -334,6 +553,7 @@ void gsrmt_dist_free(void *gp) {
   Group *g = static_cast<Group *>(gp);
   if (g == nullptr) return;
   try {
+    g->sync.reset();
     g->pg.reset();
     g->own.reset();
     g->store.reset();
@@ -456,6 +676,53 @@ char *gsrmt_dist_barrier(void *gp) {
     }
     pg.barrier()->wait();
   });
+}
+
+char *gsrmt_dist_sync_batch_norm(void *gp, void *x, void *weight, void *bias, void *running_mean, void *running_var,
+                                 double momentum, double eps, void **out, int *collective_failed) {
+  *out = nullptr;
+  *collective_failed = 0;
+  return guard([&] {
+    Group *g = group(gp);
+    if (!g->sync) throw std::runtime_error("the process group was not created");
+    at::Tensor xt = tensor_arg(x);
+    if (!xt.defined()) throw std::runtime_error("the input is undefined");
+    if (xt.dim() < 2) throw std::runtime_error("input of shape " + shape_text(xt) + ": want (N, C, ...)");
+    if (!at::isFloatingType(xt.scalar_type())) {
+      throw std::runtime_error(std::string("input is ") + c10::toString(xt.scalar_type()) + ", want floating point");
+    }
+    const int64_t c = xt.size(1);
+    at::Tensor w = tensor_arg(weight), b = tensor_arg(bias), rm = tensor_arg(running_mean), rv = tensor_arg(running_var);
+    check_channel_arg(w, "weight", c);
+    check_channel_arg(b, "bias", c);
+    check_channel_arg(rm, "running_mean", c);
+    check_channel_arg(rv, "running_var", c);
+    if (!(momentum >= 0 && momentum <= 1)) throw std::runtime_error("momentum " + std::to_string(momentum) + ": want [0, 1]");
+    if (!(eps > 0)) throw std::runtime_error("eps " + std::to_string(eps) + ": want a positive value");
+    try {
+      auto opt = [](const at::Tensor &t) { return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt; };
+      torch::autograd::variable_list r =
+          SyncBatchNormFn::apply(xt, opt(w), opt(b), opt(rm), opt(rv), momentum, eps, g->sync);
+      *out = new at::Tensor(r[0]);
+    } catch (const CollectiveFailure &) {
+      *collective_failed = 1;
+      throw;
+    }
+  });
+}
+
+char *gsrmt_dist_async_error(void *gp, int64_t *elapsed_ms) {
+  *elapsed_ms = 0;
+  Group *g = static_cast<Group *>(gp);
+  if (g == nullptr || !g->sync) return nullptr;
+  try {
+    std::lock_guard<std::mutex> lock(g->sync->mu);
+    if (g->sync->failure.empty()) return nullptr;
+    *elapsed_ms = g->sync->failure_ms;
+    return copy(g->sync->failure);
+  } catch (...) {
+    return copy("unknown C++ exception");
+  }
 }
 
 }  // extern "C"

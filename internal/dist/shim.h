@@ -53,6 +53,20 @@ char *gsrmt_dist_allreduce_f64(void *g, double *vals, int n);
 char *gsrmt_dist_broadcast_bytes(void *g, uint8_t *buf, int64_t len, int root);
 char *gsrmt_dist_barrier(void *g);
 
+// torch.nn.SyncBatchNorm's training forward on x (N, C, ...): statistics
+// over every rank's x (each rank must call it, in the same order, with the
+// same C), running statistics updated in place from them, weight and bias
+// applied; weight, bias, running_mean and running_var may be NULL. *out
+// receives a new tensor handle that is part of the autograd graph: its
+// backward all-reduces the gradient sums over the group (every rank must run
+// it). *collective_failed is 1 when the error is a failed collective (the
+// group is unusable), 0 for an argument error.
+char *gsrmt_dist_sync_batch_norm(void *g, void *x, void *weight, void *bias, void *running_mean, void *running_var,
+                                 double momentum, double eps, void **out, int *collective_failed);
+// The first failure of a collective that SyncBatchNorm ran (in forward or
+// inside autograd's backward), malloc'd, with how long it ran; NULL if none.
+char *gsrmt_dist_async_error(void *g, int64_t *elapsed_ms);
+
 #ifdef __cplusplus
 }
 #endif
