@@ -295,21 +295,6 @@ func fileExists(path string) bool {
 // resumedOptions starts from the options a checkpoint recorded and applies
 // the flags given explicitly.
 func resumedOptions(c *cli.Context, o train.Options) (train.Options, error) {
-	if c.IsSet("dataset") {
-		o.Dataset = strings.ToLower(c.String("dataset"))
-	}
-	if c.IsSet("recipe") {
-		o.Recipe = c.String("recipe")
-	}
-	if c.IsSet("img-size") {
-		o.ImgSize = c.Int("img-size")
-	}
-	if c.IsSet("batch-size") {
-		o.Batch = c.Int("batch-size")
-	}
-	if c.IsSet("epochs") {
-		o.Epochs = c.Int("epochs")
-	}
 	applyTrainFlags(c, &o)
 	if anyModelFlagSet(c) {
 		cfg, err := configFromFlags(c)
@@ -355,8 +340,8 @@ func freshOptions(c *cli.Context) (train.Options, error) {
 	if o.ImgSize == 0 {
 		o.ImgSize = c.Int("img-size")
 	}
-	if o.Dataset == datasets.NameFashionMNIST && o.DataDir == "" {
-		o.DataDir = datasets.DefaultFashionMNISTDir
+	if o.DataDir == "" {
+		o.DataDir = datasets.DefaultDir(o.Dataset)
 	}
 	cfg, err := configFromFlags(c)
 	if err != nil {
@@ -377,7 +362,7 @@ func applyTrainFlags(c *cli.Context, o *train.Options) {
 		}
 	}
 	ints := map[string]*int{"crop-padding": &o.CropPadding, "limit-train": &o.LimitTrain, "limit-eval": &o.LimitEval, "eval-every": &o.EvalEvery,
-		"save-every-steps": &o.SaveEverySteps}
+		"save-every-steps": &o.SaveEverySteps, "img-size": &o.ImgSize, "batch-size": &o.Batch, "epochs": &o.Epochs}
 	for name, dst := range ints {
 		if c.IsSet(name) {
 			*dst = c.Int(name)
@@ -390,9 +375,13 @@ func applyTrainFlags(c *cli.Context, o *train.Options) {
 			*dst = c.Bool(name)
 		}
 	}
-	if c.IsSet("data-dir") {
-		o.DataDir = c.String("data-dir")
+	strs := map[string]*string{"dataset": &o.Dataset, "recipe": &o.Recipe, "data-dir": &o.DataDir}
+	for name, dst := range strs {
+		if c.IsSet(name) {
+			*dst = c.String(name)
+		}
 	}
+	o.Dataset = strings.ToLower(o.Dataset)
 	if c.IsSet("seed") {
 		o.Seed = c.Uint64("seed")
 	}

@@ -71,6 +71,7 @@ type runConfig struct {
 	WorldSize      int     `json:"world_size"`
 	RankBatchSize  int     `json:"rank_batch_size"`
 	DistBackend    string  `json:"dist_backend,omitempty"`
+	SyncBN         bool    `json:"sync_bn"` // BatchNorm statistics over the global batch (in a group)
 	StepsPerEpoch  int     `json:"steps_per_epoch"`
 	LR             float64 `json:"lr"`
 	MinLR          float64 `json:"min_lr"`
@@ -127,7 +128,7 @@ func writeConfig(path string, r *run) error {
 		LimitTrain: o.LimitTrain, LimitEval: o.LimitEval, EvalEvery: o.EvalEvery, Resume: o.Resume,
 	}
 	if o.Group != nil {
-		c.DistBackend = o.Group.Backend()
+		c.DistBackend, c.SyncBN = o.Group.Backend(), o.SyncBN
 	}
 	if r.resumed != nil {
 		_, c.ResumeChanged = compareOptions(r.resumed, o)
