@@ -238,6 +238,11 @@ func trainOptions(c *cli.Context) (train.Options, error) {
 	}
 	o.Out, o.Resume = out, resume
 	o.Overwrite, o.ResetOptimizer, o.CheckReplicas = c.Bool("overwrite"), c.Bool("reset-optimizer"), c.Bool("check-replicas")
+	if c.String("resume") == "auto" && resume == "" {
+		// An attempt that died before its first checkpoint left config.json
+		// (and nothing to resume): --resume auto starts afresh over it.
+		o.Overwrite = true
+	}
 	o.Threads, o.Workers = c.Int("threads"), c.Int("workers")
 	if o.Device, err = parseDevice(c.String("device")); err != nil {
 		return o, err

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,5 +46,30 @@ func TestDistributedResumeOnOtherWorldSizes(t *testing.T) {
 		if rows := readCSV(t, filepath.Join(out, "metrics.csv")); len(rows) != 3 {
 			t.Errorf("resume on %v rank(s): metrics.csv has %d rows, want header + 2 epochs", c.world, len(rows))
 		}
+	}
+}
+
+// --resume auto starts afresh in a folder whose last attempt died before
+// its first checkpoint (config.json, no last.pt), as a torchrun restart needs,
+// and resumes when last.pt is there.
+func TestResumeAutoAfterAnEarlyDeath(t *testing.T) {
+	data := makeImageFolder(t, 8, 4)
+	out := filepath.Join(t.TempDir(), "run")
+	args := trainArgs(data, out, "--resume", "auto")
+	_, errOut, code := runCLI(t, append(append([]string{}, args...), "--epochs", "1")...)
+	if code != 0 {
+		t.Fatalf("first --resume auto run exited %d:\n%s", code, errOut)
+	}
+	if err := os.Remove(filepath.Join(out, "last.pt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(out, "best.pt")); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := runCLI(t, args...); code != 0 || strings.Contains(errOut, "resumed from") {
+		t.Fatalf("--resume auto over an attempt without a checkpoint: exit %d:\n%s", code, errOut)
+	}
+	if _, errOut, code := runCLI(t, append(append([]string{}, args...), "--epochs", "2")...); code != 0 || !strings.Contains(errOut, "resumed from") {
+		t.Fatalf("--resume auto with last.pt: exit %d:\n%s", code, errOut)
 	}
 }
