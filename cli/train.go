@@ -116,6 +116,7 @@ func trainCommand() *cli.Command {
 		&cli.IntFlag{Name: "limit-eval", Usage: "use the first N test images (0: all)"},
 		&cli.IntFlag{Name: "eval-every", Value: 1, Usage: "evaluate every N epochs (and after the last)"},
 		&cli.IntFlag{Name: "save-every-steps", Usage: "also write last.pt every N steps inside an epoch (0: at each epoch's end only)"},
+		&cli.IntFlag{Name: "keep-checkpoints", Usage: "also keep checkpoint-EPOCH.pt for the K evaluated epochs with the best test top-1 (0: best.pt and last.pt only)"},
 		&cli.BoolFlag{Name: "sync-bn", Usage: "distributed: BatchNorm statistics over the global batch (torch.nn.SyncBatchNorm)"},
 		&cli.BoolFlag{Name: "check-replicas", Usage: "distributed: verify after every step that the ranks hold identical weights (a debugging aid)"},
 	}
@@ -367,7 +368,7 @@ func applyTrainFlags(c *cli.Context, o *train.Options) {
 		}
 	}
 	ints := map[string]*int{"crop-padding": &o.CropPadding, "limit-train": &o.LimitTrain, "limit-eval": &o.LimitEval, "eval-every": &o.EvalEvery,
-		"save-every-steps": &o.SaveEverySteps, "img-size": &o.ImgSize, "batch-size": &o.Batch, "epochs": &o.Epochs}
+		"save-every-steps": &o.SaveEverySteps, "keep-checkpoints": &o.KeepCheckpoints, "img-size": &o.ImgSize, "batch-size": &o.Batch, "epochs": &o.Epochs}
 	for name, dst := range ints {
 		if c.IsSet(name) {
 			*dst = c.Int(name)

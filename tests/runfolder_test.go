@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -424,4 +425,36 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// --keep-checkpoints K keeps checkpoint-EPOCH.pt for the K evaluated epochs
+// with the best test top-1 (from metrics.csv), and --overwrite removes them.
+func TestCLIKeepCheckpoints(t *testing.T) {
+	data := makeImageFolder(t, 8, 4)
+	out := filepath.Join(t.TempDir(), "run")
+	if _, errOut, code := runCLI(t, trainArgs(data, out, "--epochs", "4", "--keep-checkpoints", "2")...); code != 0 {
+		t.Fatalf("train exited %d:\n%s", code, errOut)
+	}
+	rows := readCSV(t, filepath.Join(out, "metrics.csv"))[1:]
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, _ := strconv.ParseFloat(rows[i][5], 64)
+		b, _ := strconv.ParseFloat(rows[j][5], 64)
+		return a > b
+	})
+	want := []string{"checkpoint-" + rows[0][0] + ".pt", "checkpoint-" + rows[1][0] + ".pt"}
+	sort.Strings(want)
+	got, _ := filepath.Glob(filepath.Join(out, "checkpoint-*.pt"))
+	for i := range got {
+		got[i] = filepath.Base(got[i])
+	}
+	sort.Strings(got)
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("history %v, want %v (metrics %v)", got, want, rows)
+	}
+	if _, errOut, code := runCLI(t, trainArgs(data, out, "--overwrite")...); code != 0 {
+		t.Fatalf("--overwrite exited %d:\n%s", code, errOut)
+	}
+	if left, _ := filepath.Glob(filepath.Join(out, "checkpoint-*.pt")); len(left) != 0 {
+		t.Errorf("--overwrite left %v", left)
+	}
 }

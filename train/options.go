@@ -85,6 +85,9 @@ type Options struct {
 	// SaveEverySteps, when positive, also writes last.pt every that many
 	// steps inside an epoch, bounding the work a crash loses.
 	SaveEverySteps int `json:"save-every-steps"`
+	// KeepCheckpoints, when positive, also keeps checkpoint-EPOCH.pt for
+	// the KeepCheckpoints evaluated epochs with the best test top-1.
+	KeepCheckpoints int `json:"keep-checkpoints"`
 
 	Log      io.Writer `json:"-"` // progress and messages
 	Terminal bool      `json:"-"` // draw a progress bar instead of log lines
@@ -96,7 +99,7 @@ type Options struct {
 // ResumeMayChange are the options that a resumed run may change on purpose:
 // more epochs extend a run; the others do not change what is learned. Every
 // other recorded option must equal the checkpoint's.
-var ResumeMayChange = []string{"epochs", "eval-every", "data-dir", "download", "skip-bad-images", "world-size", "save-every-steps"}
+var ResumeMayChange = []string{"epochs", "eval-every", "data-dir", "download", "skip-bad-images", "world-size", "save-every-steps", "keep-checkpoints"}
 
 // ResumeConflicts compares the options of a run that resumes from a
 // checkpoint with the options the checkpoint recorded, and returns one line
@@ -229,6 +232,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("workers %d: want a positive count (0: one per CPU)", o.Workers)
 	case o.LimitTrain < 0 || o.LimitEval < 0:
 		return fmt.Errorf("limit-train %d / limit-eval %d: want non-negative counts", o.LimitTrain, o.LimitEval)
+	case o.KeepCheckpoints < 0:
+		return fmt.Errorf("keep-checkpoints %d: want a non-negative count (0: best.pt and last.pt only)", o.KeepCheckpoints)
 	case o.SaveEverySteps < 0:
 		return fmt.Errorf("save-every-steps %d: want a non-negative count (0: at the end of each epoch only)", o.SaveEverySteps)
 	case o.EvalEvery < 1:

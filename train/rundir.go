@@ -103,7 +103,11 @@ func (d *runDir) checkFree(o *Options) error {
 		return nil
 	}
 	if o.Overwrite {
-		for _, name := range runOutputs {
+		names, err := d.outputs()
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
 			if err := os.Remove(filepath.Join(d.path, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("out: --overwrite: %w", err)
 			}
@@ -118,12 +122,31 @@ func (d *runDir) checkFree(o *Options) error {
 // middle of an atomic write of a run file left behind. The lock guarantees
 // that no live writer owns them.
 func (d *runDir) removeTemporaries() error {
-	for _, name := range runOutputs {
+	names, err := d.outputs()
+	if err != nil {
+		return err
+	}
+	names = append(names, historyGlob) // a glob: any epoch's history checkpoint
+	for _, name := range names {
 		if err := atomicfile.RemoveTemporaries(d.path, name); err != nil {
 			return fmt.Errorf("out: %w", err)
 		}
 	}
 	return nil
+}
+
+// outputs lists the files a run writes that are in the folder: runOutputs
+// and the history checkpoints (checkpoint-EPOCH.pt).
+func (d *runDir) outputs() ([]string, error) {
+	names := append([]string{}, runOutputs...)
+	history, err := historyFiles(d.path)
+	if err != nil {
+		return nil, err
+	}
+	for _, path := range history {
+		names = append(names, filepath.Base(path))
+	}
+	return names, nil
 }
 
 // close releases the lock. The lock file stays: removing it would let a

@@ -296,6 +296,9 @@ func (r *run) endEpoch(epoch int) error {
 			return err
 		}
 	}
+	if err := r.updateHistory(epoch + 1); err != nil {
+		return err
+	}
 	if err := r.saveLast(); err != nil {
 		return err
 	}
