@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -84,45 +85,59 @@ func applyRuntime(c *cli.Context) error {
 }
 
 func trainCommand() *cli.Command {
-	flags := []cli.Flag{
+	data := []cli.Flag{
 		&cli.StringFlag{Name: "dataset", Value: "cifar10", Usage: "cifar10, mini-imagenet, fashion-mnist, mnist or imagefolder"},
 		&cli.StringFlag{Name: "data-dir", Usage: "data set folder (fashion-mnist: default /usr/share/datasets/fashion-mnist)"},
 		&cli.BoolFlag{Name: "download", Usage: "download CIFAR-10 into --data-dir when it is missing"},
 		&cli.Uint64Flag{Name: "split-seed", Usage: "seed of Mini-ImageNet's pooled train/test split"},
 		&cli.BoolFlag{Name: "skip-bad-images", Usage: "skip and count corrupt images instead of stopping"},
+		&cli.IntFlag{Name: "limit-train", Usage: "use the first N training images (0: all)"},
+		&cli.IntFlag{Name: "limit-eval", Usage: "use the first N test images (0: all)"},
+	}
+	optimization := []cli.Flag{
 		&cli.StringFlag{Name: "recipe", Value: "default", Usage: "default (RMT/DeiT), cifar or mini-imagenet: sets the hyper-parameters below, which flags override"},
 		&cli.IntFlag{Name: "epochs", Value: 300, Usage: "training epochs"},
-		&cli.IntFlag{Name: "batch-size", Value: 128, Usage: "images per step"},
+		&cli.IntFlag{Name: "batch-size", Value: 128, Usage: "images per step (the global batch in a distributed run)"},
 		&cli.Float64Flag{Name: "lr", Usage: "peak learning rate (default: the recipe's, 5e-4 x batch/512)"},
 		&cli.Float64Flag{Name: "min-lr", Usage: "final learning rate of the cosine (default 1e-5)"},
 		&cli.Float64Flag{Name: "weight-decay", Usage: "AdamW's decoupled weight decay (default 0.05)"},
 		&cli.Float64Flag{Name: "warmup-epochs", Usage: "epochs of linear warmup (default 5)"},
 		&cli.Float64Flag{Name: "label-smoothing", Usage: "label smoothing (default 0.1)"},
-		&cli.Float64Flag{Name: "mixup", Usage: "Mixup alpha, 0 for off (default 0.8)"},
-		&cli.Float64Flag{Name: "cutmix", Usage: "CutMix alpha, 0 for off (default 1.0)"},
-		&cli.BoolFlag{Name: "randaugment", Usage: "RandAugment (2 ops, magnitude 9)"},
-		&cli.IntFlag{Name: "crop-padding", Value: 4, Usage: "zero padding of the random crop at a data set's native side (CIFAR 32, Fashion-MNIST 28); 0: no crop"},
-		&cli.Float64Flag{Name: "random-erasing", Usage: "Random Erasing probability (0: off)"},
 		&cli.Float64Flag{Name: "grad-clip", Usage: "clip the global gradient norm to this value (0: off)"},
 		&cli.Float64Flag{Name: "ema", Usage: "keep an EMA of the weights with this decay, e.g. 0.9998 (0: off)"},
 		&cli.BoolFlag{Name: "amp", Usage: "bf16 autocast (CUDA only)"},
 		&cli.BoolFlag{Name: "drop-last", Value: true, Usage: "drop the last partial training batch"},
 		&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "seeds libtorch and every Go random source"},
+	}
+	augmentation := []cli.Flag{
+		&cli.Float64Flag{Name: "mixup", Usage: "Mixup alpha, 0 for off (default 0.8)"},
+		&cli.Float64Flag{Name: "cutmix", Usage: "CutMix alpha, 0 for off (default 1.0)"},
+		&cli.BoolFlag{Name: "randaugment", Usage: "RandAugment (2 ops, magnitude 9)"},
+		&cli.IntFlag{Name: "crop-padding", Value: 4, Usage: "zero padding of the random crop at a data set's native side (CIFAR 32, Fashion-MNIST 28); 0: no crop"},
+		&cli.Float64Flag{Name: "random-erasing", Usage: "Random Erasing probability (0: off)"},
+	}
+	runFolder := []cli.Flag{
 		&cli.StringFlag{Name: "out", Value: "runs/gsrmt", Usage: "run folder: config.json, metrics.csv, last.pt, best.pt, curves.png"},
 		&cli.StringFlag{Name: "resume", Usage: "continue the run saved in this last.pt, with its recorded options (auto: --out's last.pt when there is one)"},
 		&cli.BoolFlag{Name: "overwrite", Usage: "replace the run already in --out (its files are removed first)"},
 		&cli.BoolFlag{Name: "reset-optimizer", Usage: "let --resume start from a file without optimizer state, with fresh AdamW moments"},
-		&cli.IntFlag{Name: "limit-train", Usage: "use the first N training images (0: all)"},
-		&cli.IntFlag{Name: "limit-eval", Usage: "use the first N test images (0: all)"},
 		&cli.IntFlag{Name: "eval-every", Value: 1, Usage: "evaluate every N epochs (and after the last)"},
 		&cli.IntFlag{Name: "save-every-steps", Usage: "also write last.pt every N steps inside an epoch (0: at each epoch's end only)"},
+		&cli.BoolFlag{Name: "json", Usage: `print one JSON object at the end: {"run_dir", "steps", "interrupted", "best_top1", "epochs", "last": {metrics.csv's columns}}`},
 		&cli.IntFlag{Name: "keep-checkpoints", Usage: "also keep checkpoint-EPOCH.pt for the K evaluated epochs with the best test top-1 (0: best.pt and last.pt only)"},
-		&cli.BoolFlag{Name: "sync-bn", Usage: "distributed: BatchNorm statistics over the global batch (torch.nn.SyncBatchNorm)"},
-		&cli.BoolFlag{Name: "check-replicas", Usage: "distributed: verify after every step that the ranks hold identical weights (a debugging aid)"},
 	}
-	flags = append(flags, modelFlags(10)...)
-	flags = append(flags, runtimeFlags(true)...)
-	flags = append(flags, distFlags()...)
+	distributed := append(distFlags(),
+		&cli.BoolFlag{Name: "sync-bn", Usage: "BatchNorm statistics over the global batch (torch.nn.SyncBatchNorm)"},
+		&cli.BoolFlag{Name: "check-replicas", Usage: "verify after every step that the ranks hold identical weights (a debugging aid)"},
+	)
+	var flags []cli.Flag
+	for _, g := range []struct {
+		name  string
+		flags []cli.Flag
+	}{{"Data", data}, {"Optimization", optimization}, {"Augmentation", augmentation}, {"Model", modelFlags(10)},
+		{"Run folder", runFolder}, {"Runtime", runtimeFlags(true)}, {"Distributed", distributed}} {
+		flags = append(flags, inCategory(g.name, g.flags)...)
+	}
 	return &cli.Command{
 		Name:  "train",
 		Usage: "train a model (AdamW, warmup + cosine, Mixup/CutMix, EMA) and evaluate it every epoch",
@@ -182,6 +197,8 @@ func runTrain(c *cli.Context) error {
 		return usagef("train: %v", err)
 	case err != nil:
 		return fmt.Errorf("train: %w", err)
+	case c.Bool("json"):
+		return json.NewEncoder(c.App.Writer).Encode(trainReport(res))
 	case res.Interrupted:
 		fmt.Fprintf(c.App.Writer, "stopped after %d steps; resume with: gsrmt-cli train --resume %s\n", res.Steps, filepath.Join(res.RunDir, "last.pt"))
 		return nil
@@ -190,6 +207,22 @@ func runTrain(c *cli.Context) error {
 	fmt.Fprintf(c.App.Writer, "test top-1 %.2f %%, top-5 %.2f %%, loss %.4f after %d epochs (best top-1 %.2f %%); run folder %s\n",
 		last.TestTop1, last.TestTop5, last.TestLoss, last.Epoch, res.Best, res.RunDir)
 	return nil
+}
+
+// trainReport is train --json's object: where the run is, how far it got,
+// its best test top-1 and its last epoch's metrics (NaN, not measured, as
+// null).
+func trainReport(res *train.Result) map[string]any {
+	out := map[string]any{"run_dir": res.RunDir, "steps": res.Steps, "interrupted": res.Interrupted,
+		"best_top1": jsonFloat(res.Best), "epochs": len(res.Metrics)}
+	if n := len(res.Metrics); n > 0 {
+		m := res.Metrics[n-1]
+		out["last"] = map[string]any{"epoch": m.Epoch, "lr": m.LR, "train_loss": jsonFloat(m.TrainLoss),
+			"train_top1": jsonFloat(m.TrainTop1), "test_loss": jsonFloat(m.TestLoss), "test_top1": jsonFloat(m.TestTop1),
+			"test_top5": jsonFloat(m.TestTop5), "ema_test_top1": jsonFloat(m.EMATop1), "images_per_s": m.ImagesPerS,
+			"seconds": m.Seconds, "skipped_images": m.SkippedImages}
+	}
+	return out
 }
 
 // interruptContext is cancelled by the first SIGINT or SIGTERM: the run
@@ -206,6 +239,27 @@ func interruptContext(log io.Writer) (context.Context, context.CancelFunc) {
 		}
 	}()
 	return ctx, stop
+}
+
+// inCategory puts flags under a heading of --help.
+func inCategory(name string, flags []cli.Flag) []cli.Flag {
+	for _, f := range flags {
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			f.Category = name
+		case *cli.IntFlag:
+			f.Category = name
+		case *cli.Float64Flag:
+			f.Category = name
+		case *cli.BoolFlag:
+			f.Category = name
+		case *cli.Uint64Flag:
+			f.Category = name
+		case *cli.DurationFlag:
+			f.Category = name
+		}
+	}
+	return flags
 }
 
 // trainOptions turns the flags into training options. With --resume, the

@@ -458,3 +458,40 @@ func TestCLIKeepCheckpoints(t *testing.T) {
 		t.Errorf("--overwrite left %v", left)
 	}
 }
+
+// train --json prints one object with the run's result; --help groups the
+// flags by topic.
+func TestCLITrainJSONAndHelp(t *testing.T) {
+	data := makeImageFolder(t, 8, 4)
+	out := filepath.Join(t.TempDir(), "run")
+	js, errOut, code := runCLI(t, trainArgs(data, out, "--epochs", "2", "--json")...)
+	if code != 0 {
+		t.Fatalf("train --json exited %d:\n%s", code, errOut)
+	}
+	var r struct {
+		RunDir      string   `json:"run_dir"`
+		Steps       int      `json:"steps"`
+		Epochs      int      `json:"epochs"`
+		Interrupted bool     `json:"interrupted"`
+		BestTop1    *float64 `json:"best_top1"`
+		Last        struct {
+			Epoch    int      `json:"epoch"`
+			TestTop1 *float64 `json:"test_top1"`
+		} `json:"last"`
+	}
+	if err := json.Unmarshal([]byte(js), &r); err != nil {
+		t.Fatalf("train --json printed %q: %v", js, err)
+	}
+	rows := readCSV(t, filepath.Join(out, "metrics.csv"))
+	top1, _ := strconv.ParseFloat(rows[2][5], 64)
+	if r.RunDir != out || r.Epochs != 2 || r.Steps != 6 || r.Interrupted || r.Last.Epoch != 2 || r.Last.TestTop1 == nil ||
+		math.Abs(*r.Last.TestTop1-top1) > 1e-5 || r.BestTop1 == nil {
+		t.Errorf("train --json: %+v (metrics.csv last top-1 %v)", r, top1)
+	}
+	help, _, _ := runCLI(t, "train", "--help")
+	for _, heading := range []string{"Data", "Optimization", "Augmentation", "Model", "Run folder", "Runtime", "Distributed"} {
+		if !strings.Contains(help, "\n   "+heading+"\n") {
+			t.Errorf("train --help lacks the %q group", heading)
+		}
+	}
+}
