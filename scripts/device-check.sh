@@ -146,6 +146,44 @@ if [ -z "$SKIP_TESTS" ]; then
     fi
 fi
 
+# 3b. Data-parallel training on NCCL (issue 13): one rank, then one rank per GPU (at most 8), on a
+#     small ImageFolder of PNGs written here (the device has no data set), nano at 32 px for the check
+#     and paper at 224 px for images/s per GPU; the shim's CUDA path is what this exercises.
+if bin/gsrmt-cli env --json | grep -q '"nccl"'; then
+    ngpu=$("$PY" -c 'import torch; print(min(8, torch.cuda.device_count()))')
+    data=$OUT/dist-data
+    "$PY" - "$data" <<'PYDATA'
+import os, struct, sys, zlib, random
+def png(path, rgb):
+    raw = b"".join(b"\x00" + bytes(rgb) * 224 for _ in range(224))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 224, 224, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw, 1)) + chunk(b"IEND", b""))
+random.seed(0)
+for split, n in (("train", 256), ("test", 64)):
+    for c, base in enumerate(((200, 40, 40), (40, 200, 40), (40, 40, 200))):
+        d = os.path.join(sys.argv[1], split, "c%d" % c)
+        os.makedirs(d, exist_ok=True)
+        for i in range(n):
+            png(os.path.join(d, "%d.png" % i), [min(255, v + random.randint(0, 40)) for v in base])
+PYDATA
+    for n in 1 "$ngpu"; do
+        nproc=(); [ "$n" -gt 1 ] && nproc=(--nproc "$n")
+        for cfg in "nano 32 64" "paper 224 $((64 * n))"; do
+            set -- $cfg
+            say "NCCL: $n rank(s), $1 at $2 px, global batch $3"
+            bin/gsrmt-cli train "${nproc[@]}" --device cuda --amp --dataset imagefolder --data-dir "$data" \
+                --preset "$1" --img-size "$2" --batch-size "$3" --epochs 1 --mixup 0 --cutmix 0 \
+                --out "$OUT/dist-$n-$1" --overwrite --json 2>>"$OUT/dist.log" | tee -a "$OUT/dist.jsonl" ||
+                say "NCCL run failed (see $OUT/dist.log)"
+        done
+        [ "$ngpu" -gt 1 ] || break
+    done
+else
+    say "distributed: this build has no NCCL backend (gsrmt-cli env); skipping the NCCL runs"
+fi
+
 # 4. Throughput: paper, 224 px, batch 64, fp32 and bf16 autocast, gsrmt and PyTorch.
 preset=paper px=224 batch=64 device=cuda amps=("" --amp)
 [ -n "$DRY" ] && preset=nano px=32 batch=16 device=cpu amps=("")
