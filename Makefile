@@ -17,8 +17,11 @@ deps-minimal:
 setup: deps-minimal
 	./setup-libtorch.sh
 
+# The commit is also stamped for builds that Go cannot stamp itself (-buildvcs=false, no .git):
+# GIT_COMMIT=... overrides it, GSRMT_VERSION=... sets the version (cli/version.go).
 build: setup
-	go build -o bin/gsrmt-cli ./cli/...
+	go build -ldflags "-X main.commit=$(or $(GIT_COMMIT),$$(git rev-parse HEAD 2>/dev/null))$(if $(GSRMT_VERSION), -X main.version=$(GSRMT_VERSION))" \
+	    -o bin/gsrmt-cli ./cli/...
 
 # The main job: a short real training run of Gated-SwinRMT-SWAT nano on Fashion-MNIST
 # (Debian's dataset-fashion-mnist) on the CPU, then its evaluation on the 10,000 test images.

@@ -1,6 +1,8 @@
 // Command gsrmt-cli trains, evaluates and inspects Gated-SwinRMT models on
 // libtorch. Run `gsrmt-cli --help` for the commands and
-// `gsrmt-cli COMMAND --help` for each command's flags and examples.
+// `gsrmt-cli COMMAND --help` for each command's flags and examples;
+// `gsrmt-cli --version` for the build, `gsrmt-cli completion --help` for
+// shell completion.
 package main
 
 import (
@@ -40,12 +42,14 @@ func newApp() *cli.App {
 			benchCommand(),
 			benchDataCommand(),
 			convertCommand(),
+			averageCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err.Error()}
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {},
 	}
+	addConveniences(app) // --version, version, completion (version.go)
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = func(c *cli.Context, err error, isSubcommand bool) error {
 			return usagef("%s: %v (see gsrmt-cli %s --help)", c.Command.Name, err, c.Command.Name)

@@ -238,3 +238,127 @@ func TestCLIBenchMemoryStaysFlat(t *testing.T) {
 		t.Errorf("memory log: %v MB at step 150, %v MB at step 500 (over 2 %% growth)\n%s", first, last, data)
 	}
 }
+
+// TestCLIVersion: --version and `version --json` name the libtorch and the
+// commit (Go's VCS stamp, the Makefile's -ldflags, or "unknown").
+func TestCLIVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		out, errOut, code := runCLI(t, args...)
+		if code != 0 {
+			t.Fatalf("%v exited %d: %s", args, code, errOut)
+		}
+		if !strings.HasPrefix(out, "gsrmt-cli ") || !strings.Contains(out, "libtorch: "+torch.Version()+"\n") ||
+			!strings.Contains(out, "gotch:    v0.9.1\n") {
+			t.Errorf("%v printed:\n%s", args, out)
+		}
+		var commit string
+		for _, line := range strings.Split(out, "\n") {
+			if c, ok := strings.CutPrefix(line, "commit:   "); ok {
+				commit = strings.Fields(c)[0]
+			}
+		}
+		if !isCommit(commit) {
+			t.Errorf("%v: commit %q, want a hex revision or unknown:\n%s", args, commit, out)
+		}
+	}
+	out, errOut, code := runCLI(t, "version", "--json")
+	if code != 0 {
+		t.Fatalf("version --json exited %d: %s", code, errOut)
+	}
+	var v struct {
+		Version         string `json:"version"`
+		Commit          string `json:"commit"`
+		CommitSource    string `json:"commit_source"`
+		GoVersion       string `json:"go_version"`
+		LibtorchVersion string `json:"libtorch_version"`
+		GotchVersion    string `json:"gotch_version"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("version --json printed invalid JSON: %v\n%s", err, out)
+	}
+	if v.Version == "" || !isCommit(v.Commit) || (v.Commit == "unknown") != (v.CommitSource == "none") ||
+		v.LibtorchVersion != torch.Version() || v.GotchVersion != "v0.9.1" || !strings.HasPrefix(v.GoVersion, "go") {
+		t.Errorf("version --json: %+v", v)
+	}
+}
+
+// isCommit reports whether s is a git revision (hex) or "unknown".
+func isCommit(s string) bool {
+	if s == "unknown" {
+		return true
+	}
+	if len(s) < 7 {
+		return false
+	}
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCLICompletion: completion scripts for bash, zsh and fish, a usage error
+// for other shells, and --generate-bash-completion listing a command's flags.
+func TestCLICompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		out, errOut, code := runCLI(t, "completion", shell)
+		if code != 0 || strings.TrimSpace(out) == "" || !strings.Contains(out, "gsrmt-cli") {
+			t.Errorf("completion %s exited %d (%s) and printed:\n%s", shell, code, errOut, out)
+		}
+	}
+	if _, errOut, code := runCLI(t, "completion", "powershell"); code != 2 || !strings.Contains(errOut, "powershell") {
+		t.Errorf("completion powershell exited %d (want 2): %s", code, errOut)
+	}
+	if help, _, code := runCLI(t, "completion", "--help"); code != 0 || !strings.Contains(help, "~/.bashrc") ||
+		!strings.Contains(help, "_gsrmt-cli") || !strings.Contains(help, "completions/gsrmt-cli.fish") {
+		t.Errorf("completion --help exited %d and says nothing of installing:\n%s", code, help)
+	}
+
+	out, errOut, code := runCLI(t, "train", "--generate-bash-completion")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for _, want := range []string{"--epochs", "--batch-size", "--dataset", "--lr", "--help"} {
+		if code != 0 || !hasLine(lines, want) {
+			t.Errorf("train --generate-bash-completion exited %d (%s), no %s in:\n%s", code, errOut, want, out)
+		}
+	}
+	if hasLine(lines, "--generate-bash-completion") {
+		t.Errorf("the hidden completion flag is offered:\n%s", out)
+	}
+	out, _, _ = runCLI(t, "train", "--ep", "--generate-bash-completion")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); !hasLine(lines, "--epochs") || hasLine(lines, "--lr") {
+		t.Errorf("train --ep completes to:\n%s", out)
+	}
+	out, _, _ = runCLI(t, "--generate-bash-completion")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); !hasLine(lines, "train") || !hasLine(lines, "completion") {
+		t.Errorf("the commands complete to:\n%s", out)
+	}
+
+	// The bash script itself, without the bash-completion package: complete
+	// "gsrmt-cli tr" and "gsrmt-cli train --ep" with the binary on PATH.
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	script, _, _ := runCLI(t, "completion", "bash")
+	sh := script + `
+COMP_WORDS=(gsrmt-cli tr); COMP_CWORD=1; _gsrmt_cli_bash_autocomplete; echo "${COMPREPLY[*]}"
+COMP_WORDS=(gsrmt-cli train --ep); COMP_CWORD=2; _gsrmt_cli_bash_autocomplete; echo "${COMPREPLY[*]}"
+`
+	cmd := exec.Command(bash, "--norc", "--noprofile", "-c", sh)
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(gsrmtCLI(t))+string(os.PathListSeparator)+os.Getenv("PATH"))
+	got, err := cmd.CombinedOutput()
+	if err != nil || string(got) != "train\n--epochs\n" {
+		t.Errorf("bash completion: %v, completed to %q (want train, --epochs)", err, got)
+	}
+}
+
+// hasLine reports whether list holds the line s.
+func hasLine(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
