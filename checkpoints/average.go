@@ -50,92 +50,127 @@ func AverageFiles(paths []string, ema bool) (*Averaged, error) {
 	if len(paths) < 2 {
 		return nil, fmt.Errorf("checkpoints: average needs 2 or more files, got %d", len(paths))
 	}
-	a := &Averaged{Paths: append([]string(nil), paths...), EMA: ema}
-	var (
-		names []string               // in the first file's order
-		sums  map[string][]float64   // float tensors' running sums
-		ref   map[string]*Tensor     // the first file's tensors (shapes, dtypes)
-		last  map[string]*Tensor     // integer tensors: the latest file's
-		cfgOf string                 // the file whose config a.Config is
-		seen  = make(map[string]int) // used only to detect duplicate keys
-	)
+	acc := &averager{a: &Averaged{Paths: append([]string(nil), paths...), EMA: ema}, first: paths[0]}
 	for i, path := range paths {
-		ck, err := Open(path)
-		if err != nil {
-			return nil, err
-		}
-		state := ck.State
-		if ema {
-			if ck.Training == nil || ck.Training.EMA == nil {
-				return nil, fmt.Errorf("checkpoints: average --ema: %s holds no EMA weights (%s file)", path, ck.Kind)
-			}
-			state = ck.Training.EMA
-		}
-		state, _ = StripPrefix(state)
-		if ck.Config != nil {
-			if a.Config == nil {
-				c := *ck.Config
-				a.Config, a.Run, a.ConfigExtra, cfgOf = &c, ck.Run, ck.ConfigExtra, path
-			} else if !reflect.DeepEqual(*a.Config, *ck.Config) {
-				return nil, fmt.Errorf("checkpoints: average: %s records another model config than %s: %s", path, cfgOf, configDiff(*a.Config, *ck.Config))
-			}
-		}
-		tensors, err := stateTensors(state, path)
+		tensors, err := acc.open(path, ema)
 		if err != nil {
 			return nil, err
 		}
 		if i == 0 {
-			a.First = ck
-			sums, ref, last = make(map[string][]float64), make(map[string]*Tensor), make(map[string]*Tensor)
-			for _, nt := range tensors {
-				if seen[nt.name]++; seen[nt.name] > 1 {
-					return nil, fmt.Errorf("checkpoints: average: %s: entry %q appears twice", path, nt.name)
-				}
-				names = append(names, nt.name)
-				ref[nt.name] = nt.t
-				if nt.t.DType().IsFloat() {
-					if sums[nt.name], err = float64s(nt.t); err != nil {
-						return nil, fmt.Errorf("checkpoints: average: %s: %q: %w", path, nt.name, err)
-					}
-				} else {
-					last[nt.name] = nt.t
-				}
-			}
-			continue
+			err = acc.start(tensors, path)
+		} else {
+			err = acc.add(tensors, path)
 		}
-		if err := sameEntries(names, ref, tensors, path, paths[0]); err != nil {
+		if err != nil {
 			return nil, err
 		}
-		for _, nt := range tensors {
-			if !nt.t.DType().IsFloat() {
-				last[nt.name] = nt.t
-				continue
-			}
-			v, err := float64s(nt.t)
-			if err != nil {
-				return nil, fmt.Errorf("checkpoints: average: %s: %q: %w", path, nt.name, err)
-			}
-			s := sums[nt.name]
-			for k := range s {
-				s[k] += v[k]
-			}
+	}
+	return acc.finish(float64(len(paths)))
+}
+
+// averager accumulates the state of the files AverageFiles reads.
+type averager struct {
+	a     *Averaged
+	first string               // the first file's path
+	names []string             // in the first file's order
+	sums  map[string][]float64 // float tensors' running sums
+	ref   map[string]*Tensor   // the first file's tensors (shapes, dtypes)
+	last  map[string]*Tensor   // integer tensors: the latest file's
+	cfgOf string               // the file whose config a.Config is
+}
+
+// open reads one file's state (or EMA) and checks its config against the
+// first recorded one.
+func (acc *averager) open(path string, ema bool) ([]namedTensor, error) {
+	a := acc.a
+	ck, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if a.First == nil {
+		a.First = ck
+	}
+	state := ck.State
+	if ema {
+		if ck.Training == nil || ck.Training.EMA == nil {
+			return nil, fmt.Errorf("checkpoints: average --ema: %s holds no EMA weights (%s file)", path, ck.Kind)
+		}
+		state = ck.Training.EMA
+	}
+	state, _ = StripPrefix(state)
+	if ck.Config != nil {
+		if a.Config == nil {
+			c := *ck.Config
+			a.Config, a.Run, a.ConfigExtra, acc.cfgOf = &c, ck.Run, ck.ConfigExtra, path
+		} else if !reflect.DeepEqual(*a.Config, *ck.Config) {
+			return nil, fmt.Errorf("checkpoints: average: %s records another model config than %s: %s", path, acc.cfgOf, configDiff(*a.Config, *ck.Config))
 		}
 	}
-	n := float64(len(paths))
+	return stateTensors(state, path)
+}
+
+// start takes the first file's entries as the reference.
+func (acc *averager) start(tensors []namedTensor, path string) error {
+	acc.sums, acc.ref, acc.last = make(map[string][]float64), make(map[string]*Tensor), make(map[string]*Tensor)
+	for _, nt := range tensors {
+		if _, dup := acc.ref[nt.name]; dup {
+			return fmt.Errorf("checkpoints: average: %s: entry %q appears twice", path, nt.name)
+		}
+		acc.names = append(acc.names, nt.name)
+		acc.ref[nt.name] = nt.t
+		if !nt.t.DType().IsFloat() {
+			acc.last[nt.name] = nt.t
+			continue
+		}
+		v, err := float64s(nt.t)
+		if err != nil {
+			return fmt.Errorf("checkpoints: average: %s: %q: %w", path, nt.name, err)
+		}
+		acc.sums[nt.name] = v
+	}
+	return nil
+}
+
+// add adds a later file's float tensors to the sums and keeps its integers.
+func (acc *averager) add(tensors []namedTensor, path string) error {
+	if err := sameEntries(acc.names, acc.ref, tensors, path, acc.first); err != nil {
+		return err
+	}
+	for _, nt := range tensors {
+		if !nt.t.DType().IsFloat() {
+			acc.last[nt.name] = nt.t
+			continue
+		}
+		v, err := float64s(nt.t)
+		if err != nil {
+			return fmt.Errorf("checkpoints: average: %s: %q: %w", path, nt.name, err)
+		}
+		s := acc.sums[nt.name]
+		for k := range s {
+			s[k] += v[k]
+		}
+	}
+	return nil
+}
+
+// finish divides the sums by n into float32 tensors, in the first file's
+// order, and checks the result against the recorded config.
+func (acc *averager) finish(n float64) (*Averaged, error) {
+	a := acc.a
 	a.State = NewOrderedDict()
-	for _, name := range names {
+	for _, name := range acc.names {
 		var t *Tensor
 		var err error
-		if s, ok := sums[name]; ok {
+		if s, ok := acc.sums[name]; ok {
 			vals := make([]float32, len(s))
 			for k, x := range s {
 				vals[k] = float32(x / n)
 			}
-			t, err = FromFloat32(Float32, ref[name].Shape, vals)
+			t, err = FromFloat32(Float32, acc.ref[name].Shape, vals)
 			a.Averaged++
 		} else {
 			var raw []byte
-			lt := last[name]
+			lt := acc.last[name]
 			if raw, err = lt.Bytes(); err == nil {
 				t, err = NewTensor(lt.DType(), lt.Shape, raw)
 			}
@@ -148,7 +183,7 @@ func AverageFiles(paths []string, ema bool) (*Averaged, error) {
 	}
 	if a.Config != nil {
 		if err := CheckModelState(*a.Config, a.State); err != nil {
-			return nil, fmt.Errorf("checkpoints: average: the weights do not fit the config of %s: %w", cfgOf, err)
+			return nil, fmt.Errorf("checkpoints: average: the weights do not fit the config of %s: %w", acc.cfgOf, err)
 		}
 	}
 	return a, nil
