@@ -100,6 +100,9 @@ func TestCLIRunFolderLock(t *testing.T) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		t.Fatal(err)
 	}
+	if err := f.Truncate(0); err != nil { // as the trainer writes it
+		t.Fatal(err)
+	}
 	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
 		t.Fatal(err)
 	}

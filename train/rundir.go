@@ -74,8 +74,10 @@ func (d *runDir) acquire() error {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder := "another process"
 		if b, rerr := os.ReadFile(name); rerr == nil {
-			if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); perr == nil {
-				holder = fmt.Sprintf("process %d", pid)
+			if f := strings.Fields(string(b)); len(f) > 0 {
+				if pid, perr := strconv.Atoi(f[0]); perr == nil {
+					holder = fmt.Sprintf("process %d", pid)
+				}
 			}
 		}
 		f.Close()
