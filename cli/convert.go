@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -26,6 +27,7 @@ func convertCommand() *cli.Command {
 		&cli.StringFlag{Name: "out", Usage: "output file (written atomically)"},
 		&cli.StringFlag{Name: "to", Usage: "output format: pt, state-dict or safetensors (default: safetensors for a .safetensors --out; otherwise pt when a model config is known, else state-dict)"},
 		&cli.BoolFlag{Name: "ema", Usage: "convert the EMA weights of a gsrmt training checkpoint instead of the model's"},
+		&cli.BoolFlag{Name: "json", Usage: `print one JSON object: {"in", "in_kind", "out", "format", "tensors", "elements", "ema", "prefix_removed", "model"}`},
 	}
 	return &cli.Command{
 		Name:      "convert",
@@ -63,6 +65,9 @@ func runConvert(c *cli.Context) error {
 	res, err := job.run(c)
 	if err != nil {
 		return err
+	}
+	if c.Bool("json") {
+		return json.NewEncoder(c.App.Writer).Encode(job.reportJSON(res))
 	}
 	job.report(c.App.Writer, res)
 	return nil
@@ -197,12 +202,7 @@ func (j *convertJob) write(res *convertResult) error {
 
 // report says what was read, checked and written.
 func (j *convertJob) report(w io.Writer, res *convertResult) {
-	var elems int64
-	for _, e := range res.state.Entries() {
-		if t, ok := e.Value.(*checkpoints.Tensor); ok {
-			elems += t.Numel()
-		}
-	}
+	elems := res.elements()
 	what := "weights"
 	if j.ema {
 		what = "EMA weights"
@@ -223,6 +223,27 @@ func (j *convertJob) report(w io.Writer, res *convertResult) {
 		how = " (chosen from --out; set --to to change)"
 	}
 	fmt.Fprintf(w, "wrote %s (%s)%s\n", j.out, res.to, how)
+}
+
+// elements counts the elements of the tensors written.
+func (res *convertResult) elements() int64 {
+	var n int64
+	for _, e := range res.state.Entries() {
+		if t, ok := e.Value.(*checkpoints.Tensor); ok {
+			n += t.Numel()
+		}
+	}
+	return n
+}
+
+// reportJSON is convert --json's object; "model" is the config when known.
+func (j *convertJob) reportJSON(res *convertResult) map[string]any {
+	out := map[string]any{"in": j.in, "in_kind": res.ck.Kind, "out": j.out, "format": res.to,
+		"tensors": res.state.Len(), "elements": res.elements(), "ema": j.ema, "prefix_removed": res.prefix}
+	if res.cfg != nil {
+		out["model"] = res.cfg
+	}
+	return out
 }
 
 // distinctFiles refuses an --out that is the --in file (the same path, or

@@ -498,3 +498,34 @@ func TestCLITrainJSONAndHelp(t *testing.T) {
 		}
 	}
 }
+
+// convert --json prints one object describing what it read and wrote.
+func TestCLIConvertJSON(t *testing.T) {
+	data := makeImageFolder(t, 8, 4)
+	out := filepath.Join(t.TempDir(), "run")
+	if _, errOut, code := runCLI(t, trainArgs(data, out)...); code != 0 {
+		t.Fatalf("train exited %d:\n%s", code, errOut)
+	}
+	st := filepath.Join(t.TempDir(), "model.safetensors")
+	js, errOut, code := runCLI(t, "convert", "--in", filepath.Join(out, "last.pt"), "--out", st, "--json")
+	if code != 0 {
+		t.Fatalf("convert --json exited %d:\n%s", code, errOut)
+	}
+	var r struct {
+		In, InKind, Out, Format string
+		Tensors                 int
+		Elements                int64
+		Model                   *struct{ Variant string }
+	}
+	if err := json.Unmarshal([]byte(strings.NewReplacer(`"in_kind"`, `"InKind"`).Replace(js)), &r); err != nil {
+		t.Fatalf("convert --json printed %q: %v", js, err)
+	}
+	cfg, _, err := checkpoints.ReadConfig(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Out != st || r.Format != "safetensors" || r.InKind != "gsrmt" || r.Tensors == 0 || r.Elements == 0 ||
+		r.Model == nil || r.Model.Variant != cfg.Variant {
+		t.Errorf("convert --json: %+v", r)
+	}
+}
