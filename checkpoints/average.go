@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/gsrmt/gsrmt/gsrmt"
@@ -263,7 +264,7 @@ func sameEntries(names []string, ref map[string]*Tensor, tensors []namedTensor, 
 		switch {
 		case !ok:
 			return fmt.Errorf("checkpoints: average: %s lacks entry %q of %s: not the same model", path, name, first)
-		case !sameShape(t.Shape, r.Shape):
+		case !slices.Equal(t.Shape, r.Shape):
 			return fmt.Errorf("checkpoints: average: %s: entry %q has shape %s, %s has %s: not the same model",
 				path, name, shapeStr(t.Shape), first, shapeStr(r.Shape))
 		case t.DType().IsFloat() != r.DType().IsFloat():

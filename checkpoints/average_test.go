@@ -2,6 +2,7 @@ package checkpoints
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,7 +89,7 @@ func TestAverageFilesExactMean(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !sameFloats(got, want) {
+		if !slices.Equal(got, want) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
@@ -200,7 +201,7 @@ func TestAverageFilesTrainingCheckpoints(t *testing.T) {
 			x, y := mustGet(t, first, name), mustGet(t, s2, name)
 			got := e.Value.(*Tensor)
 			if !x.DType().IsFloat() {
-				if g, _ := got.Int64s(); !sameInts(g, mustInts(t, y)) {
+				if g, _ := got.Int64s(); !slices.Equal(g, mustInts(t, y)) {
 					t.Errorf("%s = %v, want the last file's", name, g)
 				}
 				continue
@@ -248,16 +249,4 @@ func mustInts(t *testing.T, x *Tensor) []int64 {
 		t.Fatal(err)
 	}
 	return f
-}
-
-func sameInts(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

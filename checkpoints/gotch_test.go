@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/sugarme/gotch"
@@ -50,7 +51,7 @@ func TestTorchBridgeDTypes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: ToTorchTensor: %v", d, err)
 		}
-		if got := x.MustSize(); !sameShape(got, []int64{2, 3}) {
+		if got := x.MustSize(); !slices.Equal(got, []int64{2, 3}) {
 			t.Errorf("%v: torch shape %v", d, got)
 		}
 		gd, _ := gotchDType(d)
@@ -72,7 +73,7 @@ func TestTorchBridgeDTypes(t *testing.T) {
 		}
 		a, _ := ct.Bytes()
 		b, _ := back.Bytes()
-		if back.DType() != d || !sameShape(back.Shape, ct.Shape) || !bytes.Equal(a, b) || back.RequiresGrad {
+		if back.DType() != d || !slices.Equal(back.Shape, ct.Shape) || !bytes.Equal(a, b) || back.RequiresGrad {
 			t.Errorf("%v: round trip gives %v %v %x, want %v %v %x", d, back.DType(), back.Shape, b, d, ct.Shape, a)
 		}
 	}
@@ -112,7 +113,7 @@ func TestTorchBridgeShapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	bv, _ := back.Float32s()
-	if !sameShape(back.Shape, []int64{2, 3}) || !back.IsContiguous() ||
+	if !slices.Equal(back.Shape, []int64{2, 3}) || !back.IsContiguous() ||
 		bv[0] != 1 || bv[1] != 2 || bv[2] != 3 || bv[3] != 5 || bv[4] != 6 || bv[5] != 7 {
 		t.Errorf("transposed torch tensor: shape %v values %v", back.Shape, bv)
 	}
@@ -144,12 +145,12 @@ func TestTorchBridgeShapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := e.MustSize(); !sameShape(got, []int64{0, 3}) || e.DType() != gotch.Half {
+	if got := e.MustSize(); !slices.Equal(got, []int64{0, 3}) || e.DType() != gotch.Half {
 		t.Errorf("empty: %v %v", got, e.DType())
 	}
 	eb, err := FromTorchTensor(e)
 	e.MustDrop()
-	if err != nil || !sameShape(eb.Shape, []int64{0, 3}) || eb.DType() != Float16 {
+	if err != nil || !slices.Equal(eb.Shape, []int64{0, 3}) || eb.DType() != Float16 {
 		t.Errorf("empty back: %v %v", eb, err)
 	}
 

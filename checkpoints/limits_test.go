@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -186,7 +187,7 @@ func TestBuildModelLoads(t *testing.T) {
 	}
 	defer m.Close()
 	for _, name := range []string{"stem.conv1.weight", "stages.3.blocks.0.attn.vgate.bias", "head.bn.running_var", "head.bn.num_batches_tracked"} {
-		if a, b := paramValues(t, src, name), paramValues(t, m, name); !sameFloats(a, b) {
+		if a, b := paramValues(t, src, name), paramValues(t, m, name); !slices.Equal(a, b) {
 			t.Errorf("%s: built %v, saved %v", name, b[:min(len(b), 4)], a[:min(len(a), 4)])
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/gsrmt/gsrmt/checkpoints/torchfmt"
@@ -201,7 +202,7 @@ func matchState(model []stateEntry, state *Dict) (LoadReport, []stateLoad) {
 				continue
 			}
 		} else {
-			if !sameShape(t.Shape, w.shape) {
+			if !slices.Equal(t.Shape, w.shape) {
 				rep.Mismatched = append(rep.Mismatched, Mismatch{Name: name, ModelShape: w.shape, StateShape: t.Shape, Reason: "shape"})
 				continue
 			}
@@ -312,18 +313,6 @@ func shapeNumel(shape []int64) int64 {
 		return math.MaxInt64
 	}
 	return n
-}
-
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // stripPrefix removes "module." (DataParallel) or "_orig_mod."

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -96,18 +97,6 @@ func evalLogits(t testing.TB, m *gsrmt.Model, x *ts.Tensor) []float32 {
 	return out
 }
 
-func sameFloats(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func paramValues(t testing.TB, m *gsrmt.Model, name string) []float32 {
 	t.Helper()
 	params := m.Params()
@@ -139,7 +128,7 @@ func TestModelRoundTrip(t *testing.T) {
 			b := nanoModel(t, variant, 10, 2)
 			x := randInput(t, 3)
 			want := evalLogits(t, a, x)
-			if sameFloats(want, evalLogits(t, b, x)) {
+			if slices.Equal(want, evalLogits(t, b, x)) {
 				t.Fatal("two seeds gave the same logits")
 			}
 			state, err := ModelStateDict(a)
@@ -170,7 +159,7 @@ func TestModelRoundTrip(t *testing.T) {
 			if !rep.OK() || len(rep.Loaded) != len(names) {
 				t.Errorf("report %+v", rep)
 			}
-			if got := evalLogits(t, b, x); !sameFloats(got, want) {
+			if got := evalLogits(t, b, x); !slices.Equal(got, want) {
 				t.Errorf("logits after load differ:\n%v\n%v", got, want)
 			}
 			if c := paramValues(t, b, "head.bn.num_batches_tracked"); c[0] != 4 {
@@ -219,7 +208,7 @@ func TestStrictListsAllProblems(t *testing.T) {
 	if len(rep.Loaded) != 0 || len(sme.Report.Missing) != 2 || len(sme.Report.Unexpected) != 1 || len(sme.Report.Mismatched) != 2 {
 		t.Errorf("report %+v", sme.Report)
 	}
-	if !sameFloats(before, paramValues(t, b, "stem.conv1.weight")) {
+	if !slices.Equal(before, paramValues(t, b, "stem.conv1.weight")) {
 		t.Error("a failed strict load changed the model")
 	}
 
@@ -260,11 +249,11 @@ func TestNonStrictOtherClassCount(t *testing.T) {
 	if len(rep.Loaded) != len(params)-2 {
 		t.Errorf("loaded %d entries, want all but 2 of %d", len(rep.Loaded), len(params))
 	}
-	if !sameFloats(paramValues(t, a, "head.proj.weight"), paramValues(t, b, "head.proj.weight")) ||
-		!sameFloats(paramValues(t, a, "stages.2.blocks.0.attn.q.weight"), paramValues(t, b, "stages.2.blocks.0.attn.q.weight")) {
+	if !slices.Equal(paramValues(t, a, "head.proj.weight"), paramValues(t, b, "head.proj.weight")) ||
+		!slices.Equal(paramValues(t, a, "stages.2.blocks.0.attn.q.weight"), paramValues(t, b, "stages.2.blocks.0.attn.q.weight")) {
 		t.Error("a matching entry was not loaded")
 	}
-	if !sameFloats(fcBefore, paramValues(t, b, "head.fc.weight")) {
+	if !slices.Equal(fcBefore, paramValues(t, b, "head.fc.weight")) {
 		t.Error("the mismatched head changed")
 	}
 
@@ -367,7 +356,7 @@ func TestSafetensorsExportImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	x := randInput(t, 3)
-	if !sameFloats(evalLogits(t, a, x), evalLogits(t, b, x)) {
+	if !slices.Equal(evalLogits(t, a, x), evalLogits(t, b, x)) {
 		t.Error("logits differ after a safetensors round trip")
 	}
 	cfg, extra, err := ReadConfig(path)
@@ -526,7 +515,7 @@ func TestTrainingRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	x := randInput(t, 4)
-	if !sameFloats(evalLogits(t, m, x), evalLogits(t, b, x)) {
+	if !slices.Equal(evalLogits(t, m, x), evalLogits(t, b, x)) {
 		t.Error("logits differ after a training checkpoint round trip")
 	}
 
