@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -110,7 +109,7 @@ func launchLocal(c *cli.Context, n int) error {
 	if _, set := os.LookupEnv("WORLD_SIZE"); set {
 		return usagef("--nproc %d: WORLD_SIZE is already set (this process is a rank of a launched job): drop --nproc", n)
 	}
-	port, err := freePort()
+	port, err := dist.FreePort()
 	if err != nil {
 		return fmt.Errorf("--nproc: pick a port for the store: %w", err)
 	}
@@ -153,16 +152,6 @@ func launchLocal(c *cli.Context, n int) error {
 		return fmt.Errorf("--nproc %d: %w", n, err)
 	}
 	return nil
-}
-
-// freePort asks the kernel for a TCP port that is free on the loopback.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // withoutFlag removes --name VALUE and --name=VALUE from args.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gsrmt/gsrmt/checkpoints"
+	"github.com/gsrmt/gsrmt/internal/dist"
 	"github.com/gsrmt/gsrmt/internal/testutil"
 )
 
@@ -29,12 +29,11 @@ func distArgs(data, out string, extra ...string) []string {
 
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := dist.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // metricsWithoutTiming returns metrics.csv's rows without images_per_s and

@@ -2,6 +2,7 @@ package dist
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -254,4 +255,15 @@ func (e Env) check(rankVar, worldVar, localVar, localWorldVar string) error {
 		return fmt.Errorf("dist: MASTER_PORT=%d: want 1..65535", e.MasterPort)
 	}
 	return nil
+}
+
+// FreePort asks the kernel for a TCP port that is free on the loopback now,
+// for a store that local ranks will host (--nproc, tests).
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
