@@ -17,35 +17,14 @@ import (
 func ClipGradNorm(params []*gsrmt.Param, maxNorm float64) (norm float64, err error) {
 	defer torch.Catch(&err, "clip gradients")
 	var grads []*ts.Tensor
-	defer func() {
-		for _, g := range grads {
-			g.MustDrop()
-		}
-	}()
+	defer dropAll(&grads)
 	torch.NoGrad(func() {
-		var sq []*ts.Tensor
-		for _, p := range params {
-			if !p.Trainable {
-				continue
-			}
-			g := p.Tensor.MustGrad(false)
-			if !g.MustDefined() {
-				g.MustDrop()
-				continue
-			}
-			grads = append(grads, g)
-			n := g.MustNorm(false)
-			sq = append(sq, n)
-		}
-		if len(sq) == 0 {
+		total := globalGradNorm(params, &grads)
+		if total == nil {
 			return
 		}
-		stacked := ts.MustStack(sq, 0)
-		for _, n := range sq {
-			n.MustDrop()
-		}
-		total := stacked.MustNorm(true)
-		norm = float64(total.MustTotype(gotch.Double, true).Vals().([]float64)[0])
+		norm = scalarValue(total)
+		total.MustDrop()
 		coef := maxNorm / (norm + 1e-6)
 		if coef < 1 && !math.IsNaN(norm) {
 			s := ts.FloatScalar(coef)
@@ -56,4 +35,68 @@ func ClipGradNorm(params []*gsrmt.Param, maxNorm float64) (norm float64, err err
 		}
 	})
 	return norm, nil
+}
+
+// GradNorm is the global L2 norm of the gradients of params, as
+// ClipGradNorm measures it, without changing them.
+func GradNorm(params []*gsrmt.Param) (norm float64, err error) {
+	defer torch.Catch(&err, "gradient norm")
+	total, err := gradNormTensor(params)
+	if err != nil || total == nil {
+		return 0, err
+	}
+	defer total.MustDrop()
+	return scalarValue(total), nil
+}
+
+// gradNormTensor is GradNorm as a one-element tensor on the gradients'
+// device, computed without waiting for it (nil without gradients); the
+// caller drops it.
+func gradNormTensor(params []*gsrmt.Param) (total *ts.Tensor, err error) {
+	defer torch.Catch(&err, "gradient norm")
+	var grads []*ts.Tensor
+	defer dropAll(&grads)
+	torch.NoGrad(func() { total = globalGradNorm(params, &grads) })
+	return total, nil
+}
+
+// globalGradNorm appends the defined gradients of the trainable params to
+// grads (the caller drops them) and returns the norm of their norms, or nil
+// when there are none.
+func globalGradNorm(params []*gsrmt.Param, grads *[]*ts.Tensor) *ts.Tensor {
+	var sq []*ts.Tensor
+	for _, p := range params {
+		if !p.Trainable {
+			continue
+		}
+		g := p.Tensor.MustGrad(false)
+		if !g.MustDefined() {
+			g.MustDrop()
+			continue
+		}
+		*grads = append(*grads, g)
+		sq = append(sq, g.MustNorm(false))
+	}
+	if len(sq) == 0 {
+		return nil
+	}
+	stacked := ts.MustStack(sq, 0)
+	for _, n := range sq {
+		n.MustDrop()
+	}
+	return stacked.MustNorm(true)
+}
+
+// scalarValue copies a one-element tensor's value to the host (on CUDA,
+// waiting for it).
+func scalarValue(t *ts.Tensor) float64 {
+	c := t.MustTotype(gotch.Double, false).MustTo(gotch.CPU, true)
+	defer c.MustDrop()
+	return c.Vals().([]float64)[0]
+}
+
+func dropAll(tensors *[]*ts.Tensor) {
+	for _, t := range *tensors {
+		t.MustDrop()
+	}
 }

@@ -88,6 +88,9 @@ type Options struct {
 	// KeepCheckpoints, when positive, also keeps checkpoint-EPOCH.pt for
 	// the KeepCheckpoints evaluated epochs with the best test top-1.
 	KeepCheckpoints int `json:"keep-checkpoints"`
+	// TensorBoard, when set, is the folder the run writes TensorBoard
+	// event files to (--tensorboard; docs/LOGS.md).
+	TensorBoard string `json:"tensorboard"`
 
 	Log      io.Writer `json:"-"` // progress and messages
 	Terminal bool      `json:"-"` // draw a progress bar instead of log lines
@@ -99,7 +102,7 @@ type Options struct {
 // ResumeMayChange are the options that a resumed run may change on purpose:
 // more epochs extend a run; the others do not change what is learned. Every
 // other recorded option must equal the checkpoint's.
-var ResumeMayChange = []string{"epochs", "eval-every", "data-dir", "download", "skip-bad-images", "world-size", "save-every-steps", "keep-checkpoints"}
+var ResumeMayChange = []string{"epochs", "eval-every", "data-dir", "download", "skip-bad-images", "world-size", "save-every-steps", "keep-checkpoints", "tensorboard"}
 
 // ResumeConflicts compares the options of a run that resumes from a
 // checkpoint with the options the checkpoint recorded, and returns one line

@@ -24,8 +24,9 @@ const LockFile = ".gsrmt.lock"
 // RunFiles are the files that make a folder hold a run.
 var RunFiles = []string{"config.json", "metrics.csv", "last.pt", "best.pt"}
 
-// runOutputs are every file a run writes: RunFiles and the curves.
-var runOutputs = append(append([]string{}, RunFiles...), "curves.png")
+// runOutputs are every file a run writes: RunFiles, the curves and the step
+// log; the TensorBoard folder (TensorBoardDir) is one too, removed whole.
+var runOutputs = append(append([]string{}, RunFiles...), "curves.png", EventsFile)
 
 // ErrRunExists is returned when --out already holds a run and the options
 // neither resume it nor ask to overwrite it.
@@ -113,6 +114,9 @@ func (d *runDir) checkFree(o *Options) error {
 			if err := os.Remove(filepath.Join(d.path, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("out: --overwrite: %w", err)
 			}
+		}
+		if err := os.RemoveAll(filepath.Join(d.path, TensorBoardDir)); err != nil {
+			return fmt.Errorf("out: --overwrite: %w", err)
 		}
 		return nil
 	}

@@ -143,9 +143,14 @@ type run struct {
 	minBatch  int      // smallest batch the model trains on (gsrmt.MinTrainBatch)
 	resumed   *Options // the options the resumed checkpoint recorded, if any
 	lastSaved int64    // step of the last.pt this run wrote; -1 before the first
+	log       *stepLog // events.jsonl and TensorBoard (rank 0); nil on the others
+	gradNorm  float64  // the last step's global gradient norm, for the log
 }
 
 func (r *run) close() {
+	if r.log != nil {
+		r.log.close()
+	}
 	if r.trainL != nil {
 		r.trainL.Close()
 	}
@@ -221,6 +226,11 @@ func (r *run) setup() error {
 	if err := r.writeConfig(); err != nil {
 		return err
 	}
+	if r.rep.writer() {
+		if r.log, err = openStepLog(o, r.step); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(o.Log, "training %s %s on %s (%d train / %d test images, %d classes) at %d px on %v: %d epochs of %d steps\n",
 		o.Model.Variant, o.Model.Preset, o.Dataset, r.data.Train.Len(), r.data.Test.Len(), len(r.classes), o.ImgSize, DeviceName(o.Device), o.Epochs, r.spe)
 	return nil
@@ -284,6 +294,11 @@ func (r *run) endEpoch(epoch int) error {
 		}
 	}
 	r.metrics = append(r.metrics, m)
+	if r.log != nil {
+		if err := r.log.epoch(m, r.step); err != nil {
+			return err
+		}
+	}
 	// Hand the heap's free memory back once an epoch: gsrmt-cli keeps freed
 	// memory for reuse between steps (torch.KeepFreedMemory), and this bounds
 	// what fragmentation can add over a long run.
@@ -487,6 +502,9 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) (bool, error) {
 		r.pos.Seconds += time.Since(start).Seconds()
 		r.pos.LastLR = lr
 		r.logStep(bar, epoch, b, lr)
+		if err := r.recordStep(st, lr, time.Since(start)); err != nil {
+			return false, err
+		}
 		if err := r.afterStep(); err != nil {
 			return false, err
 		}
@@ -595,9 +613,12 @@ func (r *run) trainStep(b *datasets.Batch, lr float64, stop bool) (stepStatus, e
 	}
 	r.commSec += time.Since(t2).Seconds()
 	if o.GradClip > 0 {
-		if _, err := ClipGradNorm(r.model.Trainable(), o.GradClip); err != nil {
-			return st, err
-		}
+		r.gradNorm, err = ClipGradNorm(r.model.Trainable(), o.GradClip)
+	} else {
+		r.gradNorm, err = r.stepGradNorm()
+	}
+	if err != nil {
+		return st, err
 	}
 	if err := r.opt.Update(lr); err != nil {
 		return st, err
