@@ -125,7 +125,9 @@ func trainCommand() *cli.Command {
 		&cli.IntFlag{Name: "save-every-steps", Usage: "also write last.pt every N steps inside an epoch (0: at each epoch's end only)"},
 		&cli.BoolFlag{Name: "json", Usage: `print one JSON object at the end: {"run_dir", "steps", "interrupted", "best_top1", "epochs", "last": {metrics.csv's columns}}`},
 		&cli.IntFlag{Name: "keep-checkpoints", Usage: "also keep checkpoint-EPOCH.pt for the K evaluated epochs with the best test top-1 (0: best.pt and last.pt only)"},
+		&cli.StringFlag{Name: "config", Usage: "take every flag not given from this file: a run's config.json, or JSON/YAML of flag names (docs/LOGS.md)"},
 	}
+	runFolder = append(runFolder, logFlags()...)
 	distributed := append(distFlags(),
 		&cli.BoolFlag{Name: "sync-bn", Usage: "BatchNorm statistics over the global batch (torch.nn.SyncBatchNorm)"},
 		&cli.BoolFlag{Name: "check-replicas", Usage: "verify after every step that the ranks hold identical weights (a debugging aid)"},
@@ -155,13 +157,23 @@ Examples:
    gsrmt-cli train --dataset mini-imagenet --data-dir data/mini-imagenet --recipe mini-imagenet \
        --variant retention --preset paper --batch-size 128 --amp --device cuda --out runs/mini-ret
    gsrmt-cli train --resume runs/cifar-swat/last.pt
-   gsrmt-cli train --resume runs/cifar-swat/last.pt --epochs 400   # extend a finished run`,
+   gsrmt-cli train --resume runs/cifar-swat/last.pt --epochs 400   # extend a finished run
+   gsrmt-cli train --config runs/cifar-swat/config.json --seed 1 --out runs/cifar-swat-s1 --tensorboard
+
+Every run appends one JSON line per step to events.jsonl (loss, lr, grad norm, images/s, memory);
+--tensorboard also writes TensorBoard event files. --config FILE takes every flag not given on the
+command line from a run's config.json or a JSON/YAML file of flag names (docs/LOGS.md).`,
 		Flags:  flags,
 		Action: runTrain,
 	}
 }
 
 func runTrain(c *cli.Context) error {
+	cleanup, err := applyConfigFile(c)
+	defer cleanup()
+	if err != nil {
+		return err
+	}
 	if n := c.Int("nproc"); n > 1 {
 		return launchLocal(c, n)
 	} else if n < 0 {
@@ -292,6 +304,9 @@ func trainOptions(c *cli.Context) (train.Options, error) {
 		return o, err
 	}
 	o.Out, o.Resume = out, resume
+	if err := tensorBoardOption(c, &o); err != nil {
+		return o, err
+	}
 	o.Overwrite, o.ResetOptimizer, o.CheckReplicas = c.Bool("overwrite"), c.Bool("reset-optimizer"), c.Bool("check-replicas")
 	if c.String("resume") == "auto" && resume == "" {
 		// An attempt that died before its first checkpoint left config.json

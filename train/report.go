@@ -103,6 +103,12 @@ type runConfig struct {
 	// SkippedImages counts the training images skipped so far because they
 	// failed to load (--skip-bad-images); per epoch in metrics.csv.
 	SkippedImages int64 `json:"skipped_images"`
+	// SaveEverySteps, KeepCheckpoints, SkipBadImages and Download complete
+	// the recorded options, so that --config FILE reproduces every one.
+	SaveEverySteps  int  `json:"save_every_steps"`
+	KeepCheckpoints int  `json:"keep_checkpoints"`
+	SkipBadImages   bool `json:"skip_bad_images"`
+	Download        bool `json:"download"`
 }
 
 // runInfo describes the run's data, for config.json and the checkpoints.
@@ -126,6 +132,7 @@ func writeConfig(path string, r *run) error {
 		RandomErasing: o.RandomErasing, GradClip: o.GradClip, EMA: o.EMA, AMP: o.AMP, DropLast: o.DropLast,
 		Device: DeviceName(o.Device), Threads: o.Threads, Workers: o.Workers, Seed: o.Seed,
 		LimitTrain: o.LimitTrain, LimitEval: o.LimitEval, EvalEvery: o.EvalEvery, Resume: o.Resume,
+		SaveEverySteps: o.SaveEverySteps, KeepCheckpoints: o.KeepCheckpoints, SkipBadImages: o.SkipBadImages, Download: o.Download,
 	}
 	if o.Group != nil {
 		c.DistBackend, c.SyncBN = o.Group.Backend(), o.SyncBN
