@@ -458,7 +458,7 @@ func (w *worker) load(idx int, rng *rand.Rand) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img := resizeBilinearInto(&w.out, &w.img, left-offX, top-offY, wd, h, l.crop.Size, l.crop.Size, &w.rs)
+	img := resizeInto(&w.out, &w.img, left-offX, top-offY, wd, h, l.crop.Size, l.crop.Size, l.crop.Interpolation, &w.rs)
 	if l.rest != nil {
 		img = l.rest.Apply(img, rng)
 	}
