@@ -225,10 +225,7 @@ func (l *Loader) Dataset() Dataset { return l.ds }
 
 // NumBatches returns the number of batches of an epoch (of the shard).
 func (l *Loader) NumBatches() int {
-	n, bs := l.cfg.Shard.Len(l.ds.Len()), l.cfg.BatchSize
-	if l.cfg.Repeats > 1 {
-		n = repeatAugSelected(l.ds.Len(), max(1, l.cfg.Shard.Count))
-	}
+	n, bs := EpochLen(l.ds.Len(), l.cfg.Shard, l.cfg.Repeats), l.cfg.BatchSize
 	if l.cfg.DropLast {
 		return n / bs
 	}

@@ -23,6 +23,16 @@ func repeatAugSelected(n, ranks int) int {
 	return n / repeatAugRound * repeatAugRound / ranks
 }
 
+// EpochLen is the number of samples a rank (shard) takes per epoch of an
+// n-image data set: Shard.Len, or with repeats above 1 timm's
+// num_selected_samples (repeated augmentation).
+func EpochLen(n int, shard Shard, repeats int) int {
+	if repeats > 1 {
+		return repeatAugSelected(n, max(1, shard.Count))
+	}
+	return shard.Len(n)
+}
+
 // checkRepeatAug says why repeated augmentation cannot run over n images
 // with this shard, or nil.
 func checkRepeatAug(n, repeats int, shard Shard) error {
