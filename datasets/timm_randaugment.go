@@ -148,7 +148,9 @@ func (t *TimmRandAugment) parseSection(part string) error {
 	case "inc":
 		// timm tests bool(val), which is true for "0" as well: refuse "inc0"
 		// rather than read it as inc1.
-		v, err = atoi(1)
+		if v, err = strconv.Atoi(val); err != nil || v < 1 {
+			return fmt.Errorf("inc1 turns on the increasing ops; timm reads every inc<digits>, even inc0, as inc1, so leave the section out for the plain ops")
+		}
 		t.Increasing = true
 	case "w":
 		v, err = atoi(0)
