@@ -211,3 +211,22 @@ func TestTimmRandAugmentApply(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 }
+
+// BenchmarkTimmRandAugment224 times rand-m9-mstd0.5-inc1 (bicubic) on a
+// 224 px image, against torchvision's RandAugment(2, 9) for scale.
+func BenchmarkTimmRandAugment224(b *testing.B) {
+	ra, _ := ParseTimmRandAugment("rand-m9-mstd0.5-inc1")
+	ra.Interpolation, ra.Fill = Bicubic, [3]uint8{124, 116, 104}
+	src := randomImage(224, 224, 3, 1)
+	for _, c := range []struct {
+		name string
+		t    Transform
+	}{{"timm", ra}, {"torchvision", DefaultRandAugment}} {
+		b.Run(c.name, func(b *testing.B) {
+			rng := newRNG(1)
+			for i := 0; i < b.N; i++ {
+				c.t.Apply(src.Clone(), rng)
+			}
+		})
+	}
+}
