@@ -118,6 +118,7 @@ func trainCommand() *cli.Command {
 		&cli.IntFlag{Name: "aug-repeats", Usage: "repeated augmentation: each image N times an epoch, on different ranks, epoch length kept (timm's RepeatAugSampler; 0: off)"},
 		&cli.IntFlag{Name: "crop-padding", Value: 4, Usage: "zero padding of the random crop at a data set's native side (CIFAR 32, Fashion-MNIST 28); 0: no crop"},
 		&cli.Float64Flag{Name: "random-erasing", Usage: "Random Erasing probability (0: off)"},
+		&cli.StringFlag{Name: "random-erasing-mode", Usage: "zero (torchvision's, default) or pixel (timm's: per-pixel normal noise, area 0.02-1/3)"},
 	}
 	runFolder := []cli.Flag{
 		&cli.StringFlag{Name: "out", Value: "runs/gsrmt", Usage: "run folder: config.json, metrics.csv, last.pt, best.pt, curves.png"},
@@ -440,7 +441,8 @@ func applyTrainFlags(c *cli.Context, o *train.Options) {
 			*dst = c.Bool(name)
 		}
 	}
-	strs := map[string]*string{"dataset": &o.Dataset, "recipe": &o.Recipe, "data-dir": &o.DataDir, "aa": &o.AA, "interpolation": &o.Interpolation}
+	strs := map[string]*string{"dataset": &o.Dataset, "recipe": &o.Recipe, "data-dir": &o.DataDir, "aa": &o.AA, "interpolation": &o.Interpolation,
+		"random-erasing-mode": &o.RandomErasingMode}
 	for name, dst := range strs {
 		if c.IsSet(name) {
 			*dst = c.String(name)

@@ -16,6 +16,7 @@ const (
 	rmtRepeats       = 3                      // --repeated-aug: RASampler's 3 copies
 	rmtEMADecay      = 0.99996                // --model-ema-decay, raised to batch*world/512
 	rmtReprob        = 0.25                   // --reprob
+	rmtRemode        = "pixel"                // --remode
 	rmtEpochs        = 300                    // --epochs
 	rmtImgSize       = 224                    // --input-size
 )
@@ -25,11 +26,11 @@ const (
 // 0.1, Mixup 0.8, CutMix 1.0, which ApplyRecipe sets for every recipe):
 // timm's RandAugment rand-m9-mstd0.5-inc1 (instead of torchvision's),
 // bicubic interpolation, repeated augmentation with 3 copies, Random
-// Erasing 0.25, an EMA of decay 0.99996^(batch/512) as main.py scales it,
+// Erasing 0.25 in timm's pixel mode, an EMA of decay 0.99996^(batch/512) as main.py scales it,
 // SyncBatchNorm (main.py converts the model), 300 epochs at 224 px.
 func (o *Options) applyRMT(batch int) {
 	o.Epochs, o.RandAugment, o.AA, o.Interpolation = rmtEpochs, false, rmtAA, rmtInterpolation
-	o.AugRepeats, o.RandomErasing, o.SyncBN = rmtRepeats, rmtReprob, true
+	o.AugRepeats, o.RandomErasing, o.RandomErasingMode, o.SyncBN = rmtRepeats, rmtReprob, rmtRemode, true
 	o.EMA = math.Pow(rmtEMADecay, float64(batch)/512)
 	if o.ImgSize == 0 {
 		o.ImgSize = rmtImgSize
@@ -40,6 +41,9 @@ func (o *Options) applyRMT(batch int) {
 func (o *Options) validateAugment() error {
 	if _, err := datasets.ParseInterpolation(o.Interpolation); err != nil {
 		return err
+	}
+	if m := o.RandomErasingMode; m != "" && m != "zero" && m != "pixel" {
+		return fmt.Errorf("random-erasing-mode %q: want zero (torchvision's) or pixel (timm's per-pixel noise)", m)
 	}
 	if o.AugRepeats < 0 {
 		return fmt.Errorf("aug-repeats %d: want the number of copies of each image, 2 or more (0 or 1: off)", o.AugRepeats)
@@ -61,4 +65,18 @@ func (o *Options) validateAugment() error {
 func (o *Options) augment(norm datasets.Normalize) (datasets.Augment, datasets.Interpolation) {
 	interp, _ := datasets.ParseInterpolation(o.Interpolation)
 	return datasets.Augment{CropPadding: o.CropPadding, RandAugment: o.RandAugment, AA: o.AA, Interpolation: interp, Mean: norm.Mean}, interp
+}
+
+// erasing is the Random Erasing of o, nil when off: torchvision's (zeros),
+// or timm's RandomErasing(mode="pixel") (timm/data/random_erasing.py:
+// min_area 0.02, max_area 1/3, log-uniform aspect ratio in [0.3, 1/0.3],
+// one box, per-pixel standard normal values).
+func (o *Options) erasing() *datasets.RandomErasing {
+	switch {
+	case o.RandomErasing <= 0:
+		return nil
+	case o.RandomErasingMode == "pixel":
+		return &datasets.RandomErasing{P: o.RandomErasing, Scale: [2]float64{0.02, 1.0 / 3}, Ratio: [2]float64{0.3, 1 / 0.3}, Value: datasets.EraseRandom}
+	}
+	return &datasets.RandomErasing{P: o.RandomErasing}
 }

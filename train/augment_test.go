@@ -2,6 +2,8 @@ package train
 
 import (
 	"math"
+
+	"github.com/gsrmt/gsrmt/datasets"
 	"slices"
 	"strings"
 	"testing"
@@ -13,7 +15,7 @@ import (
 // read with the search tool: --aa rand-m9-mstd0.5-inc1,
 // --train-interpolation bicubic, --repeated-aug (RASampler, 3 copies),
 // --model-ema-decay 0.99996 raised to batch*world/512, --reprob 0.25,
-// --epochs 300, --input-size 224, --lr 5e-4 scaled by batch*world/512,
+// --remode pixel, --epochs 300, --input-size 224, --lr 5e-4 scaled by batch*world/512,
 // --min-lr 1e-5, --weight-decay 0.05, --warmup-epochs 5, --smoothing 0.1,
 // --mixup 0.8, --cutmix 1.0, --clip-grad None, and the model converted to
 // SyncBatchNorm.
@@ -24,13 +26,13 @@ func TestRecipeRMT(t *testing.T) {
 	}
 	want := map[string]any{
 		"aa": "rand-m9-mstd0.5-inc1", "interpolation": "bicubic", "aug-repeats": 3, "random-erasing": 0.25,
-		"epochs": 300, "img-size": 224, "lr": 5e-4 * 1024 / 512, "min-lr": 1e-5, "weight-decay": 0.05,
+		"random-erasing-mode": "pixel", "epochs": 300, "img-size": 224, "lr": 5e-4 * 1024 / 512, "min-lr": 1e-5, "weight-decay": 0.05,
 		"warmup-epochs": 5.0, "label-smoothing": 0.1, "mixup": 0.8, "cutmix": 1.0, "grad-clip": 0.0,
 		"randaugment": false, "sync-bn": true, "recipe": "rmt",
 	}
 	got := map[string]any{
 		"aa": o.AA, "interpolation": o.Interpolation, "aug-repeats": o.AugRepeats, "random-erasing": o.RandomErasing,
-		"epochs": o.Epochs, "img-size": o.ImgSize, "lr": o.LR, "min-lr": o.MinLR, "weight-decay": o.WeightDecay,
+		"random-erasing-mode": o.RandomErasingMode, "epochs": o.Epochs, "img-size": o.ImgSize, "lr": o.LR, "min-lr": o.MinLR, "weight-decay": o.WeightDecay,
 		"warmup-epochs": o.WarmupEpochs, "label-smoothing": o.LabelSmoothing, "mixup": o.Mixup, "cutmix": o.CutMix,
 		"grad-clip": o.GradClip, "randaugment": o.RandAugment, "sync-bn": o.SyncBN, "recipe": o.Recipe,
 	}
@@ -107,5 +109,24 @@ func TestAugmentOptionsAreRecorded(t *testing.T) {
 	// conflict: their zero values are the old behaviour.
 	if c := ResumeConflicts(&Options{}, &Options{}); len(c) != 0 {
 		t.Errorf("zero options conflict: %v", c)
+	}
+}
+
+// TestErasingModes checks the Random Erasing of each mode: torchvision's
+// zeros by default, timm's pixel mode (random_erasing.py: area 0.02-1/3,
+// aspect ratio 0.3-1/0.3, per-pixel normal values) with "pixel".
+func TestErasingModes(t *testing.T) {
+	o := Options{RandomErasing: 0.25}
+	if e := o.erasing(); e == nil || e.P != 0.25 || e.Value != datasets.EraseZero || e.Scale != ([2]float64{}) {
+		t.Errorf("default erasing %+v", e)
+	}
+	o.RandomErasingMode = "pixel"
+	e := o.erasing()
+	if e == nil || e.Value != datasets.EraseRandom || e.Scale != [2]float64{0.02, 1.0 / 3} || e.Ratio != [2]float64{0.3, 1 / 0.3} {
+		t.Errorf("pixel erasing %+v", e)
+	}
+	o.RandomErasing = 0
+	if o.erasing() != nil {
+		t.Error("probability 0 gives an erasing")
 	}
 }

@@ -100,9 +100,7 @@ func (p *DataPlan) trainLoader(o *Options, classes int, shard datasets.Shard) (*
 		BatchSize: batch, Workers: o.Workers, Shuffle: true, DropLast: o.DropLast && datasets.EpochLen(p.Train.Len(), shard, o.AugRepeats) >= batch,
 		Seed: o.Seed, Transform: p.trainT, Normalize: p.Normalize, SkipBadImages: o.SkipBadImages, Shard: shard, Repeats: o.AugRepeats,
 	}
-	if o.RandomErasing > 0 {
-		cfg.Erasing = &datasets.RandomErasing{P: o.RandomErasing}
-	}
+	cfg.Erasing = o.erasing()
 	if o.Mixup > 0 || o.CutMix > 0 {
 		cfg.Mixer = &datasets.Mixer{MixupAlpha: o.Mixup, CutMixAlpha: o.CutMix, SwitchProb: 0.5, Prob: 1, Smoothing: o.LabelSmoothing, NumClasses: classes}
 	}

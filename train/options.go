@@ -48,6 +48,10 @@ type Options struct {
 	// AugRepeats, above 1, is the number of copies of repeated augmentation
 	// (timm's RepeatAugSampler); 0 or 1 is off.
 	AugRepeats int `json:"aug-repeats"`
+	// RandomErasingMode is what Random Erasing writes: zeros in a box of
+	// torchvision's size ("" or "zero"), or timm's mode "pixel" (per-pixel
+	// normal noise, timm's scale 0.02-1/3 and ratio 0.3-1/0.3).
+	RandomErasingMode string `json:"random-erasing-mode"`
 	// CropPadding is the zero padding of the random crop used at a data set's
 	// native side (CIFAR-10 32 px, Fashion-MNIST 28 px); 0 turns the crop off.
 	CropPadding   int     `json:"crop-padding"`
