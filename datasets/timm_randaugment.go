@@ -84,6 +84,16 @@ var (
 	timmChoiceWeights0 = []float64{0.025, 0.005, 0, 0.3, 0, 0.005, 0.005, 0.025, 0.005, 0.005, 0.025, 0.2, 0.2, 0.1, 0.1}
 )
 
+func countNonzero(w []float64) int {
+	n := 0
+	for _, v := range w {
+		if v != 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // timmLevelDenom is timm's _LEVEL_DENOM.
 const timmLevelDenom = 10.0
 
@@ -104,6 +114,10 @@ func ParseTimmRandAugment(policy string) (TimmRandAugment, error) {
 		if err := t.parseSection(part); err != nil {
 			return t, fmt.Errorf("aa %q: section %q: %w", policy, part, err)
 		}
+	}
+	if nonzero := countNonzero(timmChoiceWeights0); t.Weighted && t.N > nonzero {
+		// numpy's choice(replace=False, p=...) refuses this too.
+		return t, fmt.Errorf("aa %q: section \"n%d\": w0 draws without replacement from the %d ops of nonzero weight", policy, t.N, nonzero)
 	}
 	return t, nil
 }
@@ -211,17 +225,19 @@ func (t TimmRandAugment) choose(rng *rand.Rand) []timmOp {
 		for _, w := range weights {
 			total += w
 		}
-		if total <= 0 {
-			break // numpy refuses more picks than nonzero weights; stop at them
+		r, pick := rng.Float64()*total, -1
+		for k, w := range weights {
+			if w == 0 {
+				continue
+			}
+			pick = k // the last nonzero one if rounding leaves r past the sum
+			if r < w {
+				break
+			}
+			r -= w
 		}
-		r := rng.Float64() * total
-		k := 0
-		for k < len(weights)-1 && (weights[k] == 0 || r >= weights[k]) {
-			r -= weights[k]
-			k++
-		}
-		chosen = append(chosen, ops[k])
-		weights[k] = 0
+		chosen = append(chosen, ops[pick])
+		weights[pick] = 0
 	}
 	return chosen
 }

@@ -42,6 +42,7 @@ func TestParseTimmRandAugment(t *testing.T) {
 		"rand-mstd-1":         `"mstd"`,
 		"rand-m9--mstd0.5":    `""`,
 		"rand-mmax0-m9-mstd1": `"mmax0"`,
+		"rand-n14-w0":         `"n14"`,
 	}
 	for s, part := range invalid {
 		_, err := ParseTimmRandAugment(s)
@@ -196,6 +197,19 @@ func TestTimmRandAugmentApply(t *testing.T) {
 		}
 		if len(ops) != 5 {
 			t.Fatalf("seed %d: %d ops, want 5", seed, len(ops))
+		}
+	}
+	// One weighted draw follows _RAND_CHOICE_WEIGHTS_0 (they sum to 1):
+	// Rotate 0.3, ShearX 0.2, TranslateXRel 0.1.
+	one, _ := ParseTimmRandAugment("rand-n1-w0")
+	freq := map[timmOp]float64{}
+	rng := newRNG(4)
+	for i := 0; i < 20000; i++ {
+		freq[one.choose(rng)[0]] += 1.0 / 20000
+	}
+	for op, p := range map[timmOp]float64{timmRotate: 0.3, timmShearX: 0.2, timmTranslateXRel: 0.1, timmColor: 0.025} {
+		if math.Abs(freq[op]-p) > 0.012 {
+			t.Errorf("w0: %v drawn %.4f of the time, want %v", op, freq[op], p)
 		}
 	}
 	// Grayscale and tiny images keep their shape.
