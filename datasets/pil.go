@@ -312,10 +312,7 @@ func pilAffine(img *Image, m [6]float64, interp Interpolation, fill [3]uint8) *I
 				continue
 			}
 			if interp == Bicubic {
-				pilBicubicAt(img, sx, sy, px)
-				for c, v := range px {
-					dst[c] = pilClip8f(v)
-				}
+				pilBicubicAt(img, sx, sy, dst)
 			} else {
 				pilBilinearAt(img, sx, sy, px)
 				for c, v := range px {
@@ -369,10 +366,11 @@ func lerp(a, b, d float64) float64 { return a + float64((b-a)*d) }
 func clipInt(v, n int) int { return min(max(v, 0), n-1) }
 
 // pilBicubicAt is Geometry.c's BICUBIC_HEAD/BODY at (xin, yin), which lies
-// inside the image: four columns clipped to the image; of the four rows,
-// the first clipped and each later one past the image replaced by the
-// previous row's value.
-func pilBicubicAt(img *Image, xin, yin float64, out []float64) {
+// inside the image, written to dst (one byte per channel, clipped and
+// truncated as bicubic_filter8 does): four columns clipped to the image;
+// of the four rows, the first clipped and each later one past the image
+// replaced by the previous row's value.
+func pilBicubicAt(img *Image, xin, yin float64, dst []uint8) {
 	w, h, ch := img.Width, img.Height, img.Channels
 	xin -= 0.5
 	yin -= 0.5
@@ -380,25 +378,25 @@ func pilBicubicAt(img *Image, xin, yin float64, out []float64) {
 	dx, dy := xin-float64(x), yin-float64(y)
 	x--
 	y--
-	var xs [4]int
+	var xs, rows [4]int
+	var valid [4]bool
 	for i := range xs {
 		xs[i] = clipInt(x+i, w) * ch
+		if yy := y + i; i == 0 || (yy >= 0 && yy < h) {
+			rows[i], valid[i] = clipInt(yy, h)*w*ch, true
+		}
 	}
-	for c := range out {
+	for c := range dst {
 		var v [4]float64
-		for r := 0; r < 4; r++ {
-			yy := y + r
-			switch {
-			case r == 0:
-				yy = clipInt(yy, h)
-			case yy < 0 || yy >= h:
+		for r := range v {
+			if !valid[r] {
 				v[r] = v[r-1]
 				continue
 			}
-			row := img.Pix[yy*w*ch:]
-			v[r] = cubic(float64(row[xs[0]+c]), float64(row[xs[1]+c]), float64(row[xs[2]+c]), float64(row[xs[3]+c]), dx)
+			p := img.Pix[rows[r]+c:]
+			v[r] = cubic(float64(p[xs[0]]), float64(p[xs[1]]), float64(p[xs[2]]), float64(p[xs[3]]), dx)
 		}
-		out[c] = cubic(v[0], v[1], v[2], v[3], dy)
+		dst[c] = pilClip8f(cubic(v[0], v[1], v[2], v[3], dy))
 	}
 }
 
