@@ -171,8 +171,8 @@ func optionValues(o *Options) map[string]string {
 // Recipes are the data-set defaults of `--recipe`.
 var Recipes = []string{"default", "cifar", "mini-imagenet", "rmt"}
 
-// ApplyRecipe sets the hyper-parameters of a recipe: "default" is the
-// RMT/DeiT recipe (AdamW lr 5e-4 x batch/512, weight decay 0.05, 5 warmup
+// ApplyRecipe sets the hyper-parameters of a recipe (docs/RECIPES.md):
+// "default" is DeiT's optimizer and mixing (AdamW lr 5e-4 x batch/512, weight decay 0.05, 5 warmup
 // epochs, min lr 1e-5, smoothing 0.1, Mixup 0.8, CutMix 1.0, drop path of the
 // preset); "cifar" trains from scratch on 32 px images (lr 1e-3 x batch/512,
 // 300 epochs, 20 warmup, RandAugment on, no Random Erasing); "mini-imagenet"
