@@ -30,6 +30,8 @@ Examples:
 			&cli.IntFlag{Name: "workers", Value: runtime.NumCPU(), Usage: "decoding goroutines"},
 			&cli.IntFlag{Name: "batches", Value: 20, Usage: "timed batches"},
 			&cli.BoolFlag{Name: "randaugment", Usage: "add RandAugment (2 ops, magnitude 9)"},
+			&cli.StringFlag{Name: "aa", Usage: "add timm's RandAugment of this policy, e.g. rand-m9-mstd0.5-inc1"},
+			&cli.StringFlag{Name: "interpolation", Usage: "bilinear or bicubic (default bilinear)"},
 			&cli.Float64Flag{Name: "random-erasing", Usage: "Random Erasing probability"},
 			&cli.Float64Flag{Name: "mixup", Usage: "Mixup alpha (0: off)"},
 			&cli.Float64Flag{Name: "cutmix", Usage: "CutMix alpha (0: off)"},
@@ -51,7 +53,14 @@ Examples:
 			}
 			o := train.Options{Dataset: dataset, DataDir: c.String("data-dir"), ImgSize: c.Int("img-size"),
 				Batch: c.Int("batch-size"), Workers: c.Int("workers"), Seed: c.Uint64("seed"), RandAugment: c.Bool("randaugment"),
-				RandomErasing: c.Float64("random-erasing"), Mixup: c.Float64("mixup"), CutMix: c.Float64("cutmix"), CropPadding: 4, DropLast: true}
+				RandomErasing: c.Float64("random-erasing"), Mixup: c.Float64("mixup"), CutMix: c.Float64("cutmix"), CropPadding: 4, DropLast: true,
+				AA: c.String("aa"), Interpolation: c.String("interpolation")}
+			if _, err := datasets.ParseInterpolation(o.Interpolation); err != nil {
+				return usagef("--%v", err)
+			}
+			if _, err := datasets.ParseTimmRandAugment(o.AA); o.AA != "" && err != nil {
+				return usagef("--%v", err)
+			}
 			if o.DataDir == "" && dataset == "fashion-mnist" {
 				o.DataDir = "/usr/share/datasets/fashion-mnist"
 			}

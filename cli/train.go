@@ -95,7 +95,7 @@ func trainCommand() *cli.Command {
 		&cli.IntFlag{Name: "limit-eval", Usage: "use the first N test images (0: all)"},
 	}
 	optimization := []cli.Flag{
-		&cli.StringFlag{Name: "recipe", Value: "default", Usage: "default (RMT/DeiT), cifar or mini-imagenet: sets the hyper-parameters below, which flags override"},
+		&cli.StringFlag{Name: "recipe", Value: "default", Usage: "default (DeiT's optimizer and mixing), cifar, mini-imagenet, or rmt (RMT's main.py: timm RandAugment, bicubic, 3 repeats, EMA; docs/RECIPES.md): sets the hyper-parameters below, which flags override"},
 		&cli.IntFlag{Name: "epochs", Value: 300, Usage: "training epochs"},
 		&cli.IntFlag{Name: "batch-size", Value: 128, Usage: "images per step (the global batch in a distributed run)"},
 		&cli.Float64Flag{Name: "lr", Usage: "peak learning rate (default: the recipe's, 5e-4 x batch/512)"},
@@ -113,8 +113,12 @@ func trainCommand() *cli.Command {
 		&cli.Float64Flag{Name: "mixup", Usage: "Mixup alpha, 0 for off (default 0.8)"},
 		&cli.Float64Flag{Name: "cutmix", Usage: "CutMix alpha, 0 for off (default 1.0)"},
 		&cli.BoolFlag{Name: "randaugment", Usage: "RandAugment (2 ops, magnitude 9)"},
+		&cli.StringFlag{Name: "aa", Usage: "timm's RandAugment policy, e.g. rand-m9-mstd0.5-inc1 (m magnitude, n ops, mstd magnitude noise, mmax bound, inc1 increasing ops, w0 weights, p op probability); replaces the recipe's --randaugment"},
+		&cli.StringFlag{Name: "interpolation", Usage: "bilinear or bicubic, for the training crop, --aa's geometric ops and the evaluation resize (default bilinear)"},
+		&cli.IntFlag{Name: "aug-repeats", Usage: "repeated augmentation: each image N times an epoch, on different ranks, epoch length kept (timm's RepeatAugSampler; 0: off)"},
 		&cli.IntFlag{Name: "crop-padding", Value: 4, Usage: "zero padding of the random crop at a data set's native side (CIFAR 32, Fashion-MNIST 28); 0: no crop"},
 		&cli.Float64Flag{Name: "random-erasing", Usage: "Random Erasing probability (0: off)"},
+		&cli.StringFlag{Name: "random-erasing-mode", Usage: "zero (torchvision's, default) or pixel (timm's: per-pixel normal noise, area 0.02-1/3)"},
 	}
 	runFolder := []cli.Flag{
 		&cli.StringFlag{Name: "out", Value: "runs/gsrmt", Usage: "run folder: config.json, metrics.csv, last.pt, best.pt, curves.png"},
@@ -156,6 +160,8 @@ Examples:
        --variant swat --preset tiny --out runs/cifar-swat
    gsrmt-cli train --dataset mini-imagenet --data-dir data/mini-imagenet --recipe mini-imagenet \
        --variant retention --preset paper --batch-size 128 --amp --device cuda --out runs/mini-ret
+   gsrmt-cli train --dataset imagefolder --data-dir data/imagenet --recipe rmt \
+       --variant retention --preset paper --batch-size 1024 --nproc 8 --device cuda --out runs/rmt
    gsrmt-cli train --resume runs/cifar-swat/last.pt
    gsrmt-cli train --resume runs/cifar-swat/last.pt --epochs 400   # extend a finished run
    gsrmt-cli train --config runs/cifar-swat/config.json --seed 1 --out runs/cifar-swat-s1 --tensorboard
@@ -436,7 +442,7 @@ func applyTrainFlags(c *cli.Context, o *train.Options) {
 			*dst = c.Float64(name)
 		}
 	}
-	ints := map[string]*int{"crop-padding": &o.CropPadding, "limit-train": &o.LimitTrain, "limit-eval": &o.LimitEval, "eval-every": &o.EvalEvery,
+	ints := map[string]*int{"aug-repeats": &o.AugRepeats, "crop-padding": &o.CropPadding, "limit-train": &o.LimitTrain, "limit-eval": &o.LimitEval, "eval-every": &o.EvalEvery,
 		"save-every-steps": &o.SaveEverySteps, "keep-checkpoints": &o.KeepCheckpoints, "img-size": &o.ImgSize, "batch-size": &o.Batch, "epochs": &o.Epochs}
 	for name, dst := range ints {
 		if c.IsSet(name) {
@@ -450,13 +456,17 @@ func applyTrainFlags(c *cli.Context, o *train.Options) {
 			*dst = c.Bool(name)
 		}
 	}
-	strs := map[string]*string{"dataset": &o.Dataset, "recipe": &o.Recipe, "data-dir": &o.DataDir}
+	strs := map[string]*string{"dataset": &o.Dataset, "recipe": &o.Recipe, "data-dir": &o.DataDir, "aa": &o.AA, "interpolation": &o.Interpolation,
+		"random-erasing-mode": &o.RandomErasingMode}
 	for name, dst := range strs {
 		if c.IsSet(name) {
 			*dst = c.String(name)
 		}
 	}
 	o.Dataset = strings.ToLower(o.Dataset)
+	if c.IsSet("aa") && !c.IsSet("randaugment") {
+		o.RandAugment = false // --aa replaces the recipe's torchvision RandAugment
+	}
 	if c.IsSet("seed") {
 		o.Seed = c.Uint64("seed")
 	}

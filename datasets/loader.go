@@ -57,6 +57,11 @@ type LoaderConfig struct {
 	// Shard, in data-parallel training, restricts every epoch to this
 	// process's share of the sample order (the zero value: all of it).
 	Shard Shard
+	// Repeats, above 1, turns on repeated augmentation (timm's
+	// RepeatAugSampler, see RepeatAugKeys): each selected image comes
+	// Repeats times an epoch, spread over the shard's ranks, each copy
+	// with its own augmentation. Shard.Pad does not apply then.
+	Repeats int
 }
 
 // Shard is one process's share of each epoch's sample order, as PyTorch's
@@ -202,6 +207,9 @@ func NewLoader(ds Dataset, cfg LoaderConfig) (*Loader, error) {
 	if sh := cfg.Shard; sh.Count < 0 || (sh.Count > 0 && (sh.Rank < 0 || sh.Rank >= sh.Count)) {
 		return nil, fmt.Errorf("loader: shard %d of %d, want 0 <= rank < count", sh.Rank, sh.Count)
 	}
+	if err := checkRepeatAug(ds.Len(), cfg.Repeats, cfg.Shard); err != nil {
+		return nil, err
+	}
 	l := &Loader{ds: ds, cfg: cfg, open: map[*EpochIter]struct{}{}}
 	if rl, ok := ds.(regionLoader); ok {
 		if crop, rest, ok := leadingCrop(cfg.Transform); ok && crop.Size > 0 {
@@ -217,7 +225,7 @@ func (l *Loader) Dataset() Dataset { return l.ds }
 
 // NumBatches returns the number of batches of an epoch (of the shard).
 func (l *Loader) NumBatches() int {
-	n, bs := l.cfg.Shard.Len(l.ds.Len()), l.cfg.BatchSize
+	n, bs := EpochLen(l.ds.Len(), l.cfg.Shard, l.cfg.Repeats), l.cfg.BatchSize
 	if l.cfg.DropLast {
 		return n / bs
 	}
@@ -227,16 +235,40 @@ func (l *Loader) NumBatches() int {
 // Skipped returns how many samples were skipped so far (SkipBadImages).
 func (l *Loader) Skipped() int64 { return l.skipped.Load() }
 
-// Order returns the sample order of an epoch (of the shard).
+// Order returns the sample order of an epoch (of the shard): the data
+// set's indices, an image several times with repeated augmentation.
 func (l *Loader) Order(epoch int) []int {
-	if l.cfg.Shuffle {
-		return l.cfg.Shard.apply(ShuffleOrder(l.ds.Len(), l.cfg.Seed, epoch))
+	keys := l.keys(epoch)
+	for i, k := range keys {
+		keys[i] = l.index(k)
 	}
-	order := make([]int, l.ds.Len())
-	for i := range order {
-		order[i] = i
+	return keys
+}
+
+// keys returns the samples of an epoch (of the shard) as keys: the data
+// set's index, or with repeated augmentation index*Repeats + copy.
+func (l *Loader) keys(epoch int) []int {
+	var order []int
+	if l.cfg.Shuffle {
+		order = ShuffleOrder(l.ds.Len(), l.cfg.Seed, epoch)
+	} else {
+		order = make([]int, l.ds.Len())
+		for i := range order {
+			order[i] = i
+		}
+	}
+	if l.cfg.Repeats > 1 {
+		return RepeatAugKeys(order, l.cfg.Repeats, l.cfg.Shard)
 	}
 	return l.cfg.Shard.apply(order)
+}
+
+// index is the data set index of a sample key.
+func (l *Loader) index(key int) int {
+	if l.cfg.Repeats > 1 {
+		return key / l.cfg.Repeats
+	}
+	return key
 }
 
 // Close stops every running epoch and waits for their goroutines; epochs
@@ -294,7 +326,7 @@ func (l *Loader) Epoch(ctx context.Context, epoch int) *EpochIter {
 	l.open[it] = struct{}{}
 	l.mu.Unlock()
 
-	order := l.Order(epoch)
+	order := l.keys(epoch)
 	jobs := make(chan batchJob)
 	nb := l.NumBatches()
 	it.wg.Add(1 + l.cfg.Workers)
@@ -429,7 +461,7 @@ type regionLoader interface {
 type worker struct {
 	l     *Loader
 	epoch int
-	order []int
+	order []int // sample keys (Loader.keys)
 	img   Image // decoded image
 	// Fused crop: the file's bytes, the resized crop and resize scratch.
 	file []byte
@@ -458,7 +490,7 @@ func (w *worker) load(idx int, rng *rand.Rand) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img := resizeBilinearInto(&w.out, &w.img, left-offX, top-offY, wd, h, l.crop.Size, l.crop.Size, &w.rs)
+	img := resizeInto(&w.out, &w.img, left-offX, top-offY, wd, h, l.crop.Size, l.crop.Size, l.crop.Interpolation, &w.rs)
 	if l.rest != nil {
 		img = l.rest.Apply(img, rng)
 	}
@@ -480,8 +512,10 @@ func (w *worker) build(ctx context.Context, b int) (*Batch, error) {
 		if err := ctx.Err(); err != nil {
 			return fail(err)
 		}
-		idx := w.order[k]
-		rng := SampleRNG(cfg.Seed, w.epoch, idx)
+		// The generator is keyed by the sample key, so that the copies of
+		// an image under repeated augmentation are augmented differently.
+		idx := l.index(w.order[k])
+		rng := SampleRNG(cfg.Seed, w.epoch, w.order[k])
 		img, err := w.load(idx, rng)
 		if err != nil {
 			if cfg.SkipBadImages {

@@ -53,16 +53,7 @@ func IsNativeSide(name string, ds Dataset, side int) bool {
 // flip with probability 0.5, else TrainTransform(side); both followed by
 // DefaultRandAugment when randAugment is set.
 func TrainTransformFor(name string, ds Dataset, side, cropPadding int, randAugment bool) Compose {
-	if !IsNativeSide(name, ds, side) {
-		return TrainTransform(side, randAugment)
-	}
-	t := Compose{HorizontalFlip{P: 0.5}}
-	if cropPadding > 0 {
-		t = Compose{RandomCrop{Size: side, Padding: cropPadding}, HorizontalFlip{P: 0.5}}
-	}
-	if randAugment {
-		t = append(t, DefaultRandAugment)
-	}
+	t, _ := TrainTransformWith(name, ds, side, Augment{CropPadding: cropPadding, RandAugment: randAugment}) // no AA: no error
 	return t
 }
 

@@ -23,8 +23,12 @@ func TrainTransform(size int, randAugment bool) Compose {
 // resize the shorter side to floor(size / 0.875) (256 for 224), then center
 // crop size.
 func EvalTransform(size int) Compose {
-	return ResizeCenterCrop(int(math.Floor(float64(size)/EvalCropPct)), size)
+	return ResizeCenterCrop(evalResizeSide(size), size)
 }
+
+// evalResizeSide is the shorter side the evaluation transform resizes to
+// before cropping size: floor(size / EvalCropPct).
+func evalResizeSide(size int) int { return int(math.Floor(float64(size) / EvalCropPct)) }
 
 // CIFARTrainTransform is DATA.md's 32 px training augmentation: random crop
 // 32 with 4 px zero padding and horizontal flip with probability 0.5.

@@ -3,8 +3,9 @@ package datasets
 import "math"
 
 // Resampling follows Pillow's Image.resize with the BILINEAR filter (what
-// torchvision applies to PIL images): a separable triangle filter whose
-// support widens by the reduction factor when shrinking (antialiasing),
+// torchvision applies to PIL images) or the BICUBIC one: a separable filter
+// (Interpolation) whose support widens by the reduction factor when
+// shrinking (antialiasing),
 // coefficients normalised per output pixel and turned into 22-bit fixed
 // point, a horizontal pass rounded to 8 bits, then a vertical pass.
 
@@ -20,12 +21,12 @@ type resampleCoeffs struct {
 	k       []float64
 }
 
-// compute fills c for resampling inSize pixels to outSize, reusing its
-// buffers.
-func (c *resampleCoeffs) compute(inSize, outSize int) {
+// compute fills c for resampling inSize pixels to outSize with the filter
+// interp, reusing its buffers.
+func (c *resampleCoeffs) compute(inSize, outSize int, interp Interpolation) {
 	scale := float64(inSize) / float64(outSize)
 	filterScale := math.Max(scale, 1)
-	support := 1.0 * filterScale // bilinear support is 1
+	support := interp.support() * filterScale
 	kmax := int(math.Ceil(support))*2 + 1
 	k := c.reserve(outSize, kmax)
 	taps := 0
@@ -43,11 +44,7 @@ func (c *resampleCoeffs) compute(inSize, outSize int) {
 		n := min(xmax-xmin, kmax)
 		ww := 0.0
 		for x := 0; x < n; x++ {
-			t := math.Abs((float64(x+xmin) - center + 0.5) * ss)
-			w := 0.0
-			if t < 1 {
-				w = 1 - t
-			}
+			w := interp.weight((float64(x+xmin) - center + 0.5) * ss)
 			k[x] = w
 			ww += w
 		}
@@ -144,14 +141,25 @@ type resizeScratch struct {
 // is (x0, y0) (which must lie inside src) to outW x outH pixels, as Pillow's
 // crop followed by resize(BILINEAR) does.
 func ResizeBilinear(src *Image, x0, y0, w, h, outW, outH int) *Image {
-	return resizeBilinearInto(&Image{}, src, x0, y0, w, h, outW, outH, &resizeScratch{})
+	return resizeInto(&Image{}, src, x0, y0, w, h, outW, outH, Bilinear, &resizeScratch{})
 }
 
-// resizeBilinearInto is ResizeBilinear writing into dst (resized, its
-// buffer reused) with the scratch buffers s, and returns dst. It runs the
-// horizontal pass when the width changes and the vertical one when the
-// height does, each only over the rows the next step reads.
+// Resize is ResizeBilinear with the filter interp: Pillow's crop followed by
+// resize(BILINEAR) or resize(BICUBIC).
+func Resize(src *Image, x0, y0, w, h, outW, outH int, interp Interpolation) *Image {
+	return resizeInto(&Image{}, src, x0, y0, w, h, outW, outH, interp, &resizeScratch{})
+}
+
+// resizeBilinearInto is resizeInto with the bilinear filter.
 func resizeBilinearInto(dst, src *Image, x0, y0, w, h, outW, outH int, s *resizeScratch) *Image {
+	return resizeInto(dst, src, x0, y0, w, h, outW, outH, Bilinear, s)
+}
+
+// resizeInto is Resize writing into dst (resized, its buffer reused) with
+// the scratch buffers s, and returns dst. It runs the horizontal pass when
+// the width changes and the vertical one when the height does, each only
+// over the rows the next step reads.
+func resizeInto(dst, src *Image, x0, y0, w, h, outW, outH int, interp Interpolation, s *resizeScratch) *Image {
 	ch := src.Channels
 	dst.Resize(outW, outH, ch)
 	r := resizeRect{src: src, x0: x0, y0: y0, w: w, stride: outW * ch}
@@ -165,7 +173,7 @@ func resizeBilinearInto(dst, src *Image, x0, y0, w, h, outW, outH int, s *resize
 	// not run).
 	rowFirst, rowLast := 0, h
 	if h != outH {
-		s.v.compute(h, outH)
+		s.v.compute(h, outH, interp)
 		rowFirst = s.v.bounds[0]
 		rowLast = s.v.bounds[outH-1] + s.v.taps
 	}
@@ -184,7 +192,7 @@ func resizeBilinearInto(dst, src *Image, x0, y0, w, h, outW, outH int, s *resize
 		r.tmp, r.tmpOff = s.tmp[:n], rowFirst
 	}
 	if w != outW {
-		s.h.compute(w, outW)
+		s.h.compute(w, outW, interp)
 		r.horizontal(&s.h, rowFirst, rowLast)
 	}
 	if h == outH {

@@ -60,7 +60,8 @@ func randint(rng *rand.Rand, lo, hi int) int { return lo + rng.IntN(hi-lo) }
 func pyRound(x float64) int { return int(math.RoundToEven(x)) }
 
 // RandomResizedCrop crops a random part of the image and resizes it to
-// Size x Size with Pillow-style antialiased bilinear resampling, following
+// Size x Size with Pillow-style antialiased resampling (bilinear unless
+// Interpolation says bicubic), following
 // torchvision's RandomResizedCrop: up to 10 tries of an area fraction
 // uniform in Scale and a log-uniform aspect ratio in Ratio, then a center
 // crop clamped to Ratio as the fallback.
@@ -68,6 +69,8 @@ type RandomResizedCrop struct {
 	Size  int
 	Scale [2]float64 // area fraction range; zero value means (0.08, 1)
 	Ratio [2]float64 // aspect ratio (w/h) range; zero value means (3/4, 4/3)
+	// Interpolation of the resize (timm's RandomResizedCropAndInterpolation).
+	Interpolation Interpolation
 }
 
 func (t RandomResizedCrop) bounds() (scale, ratio [2]float64) {
@@ -116,14 +119,23 @@ func (t RandomResizedCrop) Params(width, height int, rng *rand.Rand) (top, left,
 // Apply crops and resizes.
 func (t RandomResizedCrop) Apply(img *Image, rng *rand.Rand) *Image {
 	top, left, h, w := t.Params(img.Width, img.Height, rng)
-	return ResizeBilinear(img, left, top, w, h, t.Size, t.Size)
+	return Resize(img, left, top, w, h, t.Size, t.Size, t.Interpolation)
 }
 
 // String describes the crop, as "RandomResizedCrop 224 (scale 0.08-1,
-// ratio 3/4-4/3)".
+// ratio 3/4-4/3)", with ", bicubic" inside the brackets when it is.
 func (t RandomResizedCrop) String() string {
 	scale, ratio := t.bounds()
-	return fmt.Sprintf("RandomResizedCrop %d (scale %g-%g, ratio %s-%s)", t.Size, scale[0], scale[1], fraction(ratio[0]), fraction(ratio[1]))
+	return fmt.Sprintf("RandomResizedCrop %d (scale %g-%g, ratio %s-%s%s)", t.Size, scale[0], scale[1], fraction(ratio[0]), fraction(ratio[1]), interpSuffix(t.Interpolation))
+}
+
+// interpSuffix is ", bicubic" for bicubic and "" for the default bilinear,
+// so that the descriptions of bilinear transforms stay as they were.
+func interpSuffix(i Interpolation) string {
+	if i == Bilinear {
+		return ""
+	}
+	return ", " + i.String()
 }
 
 // fraction writes x as p/q when it is one with a small q (3/4), else as %g.
@@ -174,8 +186,12 @@ func leadingCrop(t Transform) (crop RandomResizedCrop, rest Transform, ok bool) 
 }
 
 // ResizeShorter resizes the image so that its shorter side is Size, the
-// longer one int(Size*long/short) (torchvision's Resize(int)), bilinear.
-type ResizeShorter struct{ Size int }
+// longer one int(Size*long/short) (torchvision's Resize(int)), bilinear
+// unless Interpolation says bicubic.
+type ResizeShorter struct {
+	Size          int
+	Interpolation Interpolation
+}
 
 // Apply resizes.
 func (t ResizeShorter) Apply(img *Image, _ *rand.Rand) *Image {
@@ -189,11 +205,17 @@ func (t ResizeShorter) Apply(img *Image, _ *rand.Rand) *Image {
 	if nw == w && nh == h {
 		return img
 	}
-	return ResizeBilinear(img, 0, 0, w, h, nw, nh)
+	return Resize(img, 0, 0, w, h, nw, nh, t.Interpolation)
 }
 
-// String describes the resize, as "resize shorter side to 256".
-func (t ResizeShorter) String() string { return fmt.Sprintf("resize shorter side to %d", t.Size) }
+// String describes the resize, as "resize shorter side to 256" (with
+// " bicubic" after it when it is).
+func (t ResizeShorter) String() string {
+	if t.Interpolation != Bilinear {
+		return fmt.Sprintf("resize shorter side to %d %s", t.Size, t.Interpolation)
+	}
+	return fmt.Sprintf("resize shorter side to %d", t.Size)
+}
 
 // CenterCrop crops the central Size x Size window (torchvision's
 // CenterCrop: offsets rounded half to even, zero padding when the image is

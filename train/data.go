@@ -80,8 +80,11 @@ func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error)
 		return nil, fmt.Errorf("open the test split: %w", err)
 	}
 	p := &DataPlan{Train: limit(tr, o.LimitTrain), Test: limit(te, o.LimitEval), Normalize: datasets.NormalizationFor(o.Dataset)}
-	p.trainT = datasets.TrainTransformFor(o.Dataset, p.Train, o.ImgSize, o.CropPadding, o.RandAugment)
-	p.evalT = datasets.EvalTransformFor(o.Dataset, p.Train, o.ImgSize)
+	aug, interp := o.augment(p.Normalize)
+	if p.trainT, err = datasets.TrainTransformWith(o.Dataset, p.Train, o.ImgSize, aug); err != nil {
+		return nil, fmt.Errorf("--%w", err)
+	}
+	p.evalT = datasets.EvalTransformWith(o.Dataset, p.Train, o.ImgSize, interp)
 	p.TrainAugment, p.EvalTransform = datasets.Describe(p.trainT), datasets.Describe(p.evalT)
 	if p.Train.Len() == 0 || p.Test.Len() == 0 {
 		return nil, fmt.Errorf("%s at %s: %d training and %d test images: both splits need images", o.Dataset, dir, p.Train.Len(), p.Test.Len())
@@ -94,12 +97,10 @@ func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error)
 func (p *DataPlan) trainLoader(o *Options, classes int, shard datasets.Shard) (*datasets.Loader, error) {
 	batch := o.Batch / max(1, shard.Count)
 	cfg := datasets.LoaderConfig{
-		BatchSize: batch, Workers: o.Workers, Shuffle: true, DropLast: o.DropLast && shard.Len(p.Train.Len()) >= batch,
-		Seed: o.Seed, Transform: p.trainT, Normalize: p.Normalize, SkipBadImages: o.SkipBadImages, Shard: shard,
+		BatchSize: batch, Workers: o.Workers, Shuffle: true, DropLast: o.DropLast && datasets.EpochLen(p.Train.Len(), shard, o.AugRepeats) >= batch,
+		Seed: o.Seed, Transform: p.trainT, Normalize: p.Normalize, SkipBadImages: o.SkipBadImages, Shard: shard, Repeats: o.AugRepeats,
 	}
-	if o.RandomErasing > 0 {
-		cfg.Erasing = &datasets.RandomErasing{P: o.RandomErasing}
-	}
+	cfg.Erasing = o.erasing()
 	if o.Mixup > 0 || o.CutMix > 0 {
 		cfg.Mixer = &datasets.Mixer{MixupAlpha: o.Mixup, CutMixAlpha: o.CutMix, SwitchProb: 0.5, Prob: 1, Smoothing: o.LabelSmoothing, NumClasses: classes}
 	}

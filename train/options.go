@@ -39,6 +39,19 @@ type Options struct {
 	Mixup          float64      `json:"mixup"`           // Mixup alpha (0: off)
 	CutMix         float64      `json:"cutmix"`          // CutMix alpha (0: off)
 	RandAugment    bool         `json:"randaugment"`
+	// AA is a timm RandAugment policy string (--aa rand-m9-mstd0.5-inc1;
+	// "" none), see datasets.ParseTimmRandAugment.
+	AA string `json:"aa"`
+	// Interpolation of the training crop, of AA's geometric ops and of the
+	// evaluation resize: "bicubic", or bilinear ("" or "bilinear").
+	Interpolation string `json:"interpolation"`
+	// AugRepeats, above 1, is the number of copies of repeated augmentation
+	// (timm's RepeatAugSampler); 0 or 1 is off.
+	AugRepeats int `json:"aug-repeats"`
+	// RandomErasingMode is what Random Erasing writes: zeros in a box of
+	// torchvision's size ("" or "zero"), or timm's mode "pixel" (per-pixel
+	// normal noise, timm's scale 0.02-1/3 and ratio 0.3-1/0.3).
+	RandomErasingMode string `json:"random-erasing-mode"`
 	// CropPadding is the zero padding of the random crop used at a data set's
 	// native side (CIFAR-10 32 px, Fashion-MNIST 28 px); 0 turns the crop off.
 	CropPadding   int     `json:"crop-padding"`
@@ -159,20 +172,25 @@ func optionValues(o *Options) map[string]string {
 }
 
 // Recipes are the data-set defaults of `--recipe`.
-var Recipes = []string{"default", "cifar", "mini-imagenet"}
+var Recipes = []string{"default", "cifar", "mini-imagenet", "rmt"}
 
-// ApplyRecipe sets the hyper-parameters of a recipe: "default" is the
-// RMT/DeiT recipe (AdamW lr 5e-4 x batch/512, weight decay 0.05, 5 warmup
+// ApplyRecipe sets the hyper-parameters of a recipe (docs/RECIPES.md):
+// "default" is DeiT's optimizer and mixing (AdamW lr 5e-4 x batch/512, weight decay 0.05, 5 warmup
 // epochs, min lr 1e-5, smoothing 0.1, Mixup 0.8, CutMix 1.0, drop path of the
 // preset); "cifar" trains from scratch on 32 px images (lr 1e-3 x batch/512,
 // 300 epochs, 20 warmup, RandAugment on, no Random Erasing); "mini-imagenet"
 // is the default at 224 px with RandAugment and Random Erasing 0.25 for 300
-// epochs. Flags given explicitly override these afterwards.
+// epochs; "rmt" is RMT's classification main.py (see applyRMT). Flags given
+// explicitly override these afterwards.
 func (o *Options) ApplyRecipe(name string) error {
 	o.Recipe = name
 	o.WeightDecay, o.MinLR, o.LabelSmoothing, o.Mixup, o.CutMix = 0.05, 1e-5, 0.1, 0.8, 1.0
 	o.WarmupEpochs = 5
 	base := 5e-4
+	batch := o.Batch
+	if batch == 0 {
+		batch = 128
+	}
 	switch name {
 	case "default":
 	case "cifar":
@@ -185,12 +203,10 @@ func (o *Options) ApplyRecipe(name string) error {
 		if o.ImgSize == 0 {
 			o.ImgSize = 224
 		}
+	case "rmt":
+		o.applyRMT(batch)
 	default:
 		return fmt.Errorf("recipe %q: want one of %s", name, strings.Join(Recipes, ", "))
-	}
-	batch := o.Batch
-	if batch == 0 {
-		batch = 128
 	}
 	o.LR = base * float64(batch) / 512
 	return nil
@@ -244,7 +260,7 @@ func (o *Options) Validate() error {
 	case o.Out == "":
 		return fmt.Errorf("out: a run folder is required")
 	}
-	return nil
+	return o.validateAugment()
 }
 
 // DeviceName is how flags and config.json name a device: cpu or cuda:N.

@@ -85,6 +85,7 @@ type runConfig struct {
 	RandAugment    bool    `json:"randaugment"`
 	CropPadding    int     `json:"crop_padding"`
 	RandomErasing  float64 `json:"random_erasing"`
+	AugRepeats     int     `json:"aug_repeats"` // repeated augmentation's copies (0: off)
 	GradClip       float64 `json:"grad_clip"`
 	EMA            float64 `json:"ema"`
 	AMP            bool    `json:"amp"`
@@ -129,7 +130,7 @@ func writeConfig(path string, r *run) error {
 		Epochs:    o.Epochs, BatchSize: o.Batch, WorldSize: o.WorldSize, RankBatchSize: o.Batch / o.WorldSize, StepsPerEpoch: r.spe, LR: o.LR, MinLR: o.MinLR,
 		WarmupEpochs: o.WarmupEpochs, WarmupSteps: r.sched.WarmupSteps, Optimizer: "adamw (0.9, 0.999), eps 1e-8, decoupled decay, none on biases/norms/layerscale",
 		WeightDecay: o.WeightDecay, LabelSmoothing: o.LabelSmoothing, Mixup: o.Mixup, CutMix: o.CutMix, RandAugment: o.RandAugment, CropPadding: o.CropPadding,
-		RandomErasing: o.RandomErasing, GradClip: o.GradClip, EMA: o.EMA, AMP: o.AMP, DropLast: o.DropLast,
+		RandomErasing: o.RandomErasing, AugRepeats: o.AugRepeats, GradClip: o.GradClip, EMA: o.EMA, AMP: o.AMP, DropLast: o.DropLast,
 		Device: DeviceName(o.Device), Threads: o.Threads, Workers: o.Workers, Seed: o.Seed,
 		LimitTrain: o.LimitTrain, LimitEval: o.LimitEval, EvalEvery: o.EvalEvery, Resume: o.Resume,
 		SaveEverySteps: o.SaveEverySteps, KeepCheckpoints: o.KeepCheckpoints, SkipBadImages: o.SkipBadImages, Download: o.Download,
