@@ -31,7 +31,7 @@ type topK struct {
 func predictCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "checkpoint", Required: true, Usage: "a .pt or .safetensors file"},
-		&cli.StringSliceFlag{Name: "image", Aliases: []string{"input"}, Usage: "an image file (JPEG or PNG), a folder (searched recursively for .jpg, .jpeg, .png) or a glob; repeat for more (or give them as arguments)"},
+		&cli.StringSliceFlag{Name: "image", Usage: "an image file (JPEG or PNG), a folder (searched recursively for .jpg, .jpeg, .png) or a glob; repeat for more (or give them as arguments)"},
 		&cli.IntFlag{Name: "topk", Value: 5, Usage: "how many classes to list per image"},
 		&cli.BoolFlag{Name: "json", Usage: "print a JSON list, one object per image"},
 		&cli.IntFlag{Name: "batch-size", Value: 128, Usage: "images per forward"},
@@ -48,7 +48,7 @@ func predictCommand() *cli.Command {
 		Usage:     "classify image files with a checkpoint: top-k labels and probabilities",
 		ArgsUsage: "[FILE|FOLDER|GLOB ...]",
 		Description: `Images are image files, folders (every .jpg, .jpeg and .png in them and their sub-folders) and
-glob patterns (expanded here, so a quoted "dir/*.jpg" works), as arguments or with --image/--input;
+glob patterns (expanded here, so a quoted "dir/*.jpg" works), as arguments or with --image;
 results are sorted by path. Worker goroutines (--workers) decode the images while the model
 classifies --batch-size of them per forward. An image of exactly the model's size is used as is; any
 other is resized (shorter side to img-size / 0.875) and center-cropped. Pixels are scaled to [0, 1]
