@@ -133,6 +133,9 @@ func (bp *batchPredictor) run(ctx context.Context, files []string, emit func(pre
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if err != nil && ctx.Err() != nil {
+			return st, fmt.Errorf("predict: interrupted after %d of %d images", st.images, len(files))
+		}
 		if err != nil {
 			return st, fmt.Errorf("predict: %w", err)
 		}
