@@ -22,9 +22,10 @@ func evalCommand() *cli.Command {
 		&cli.Uint64Flag{Name: "split-seed", Usage: "seed of Mini-ImageNet's pooled split"},
 		&cli.IntFlag{Name: "batch-size", Value: 128, Usage: "images per forward"},
 		&cli.IntFlag{Name: "limit-eval", Usage: "use the first N images of the split (0: all)"},
-		&cli.BoolFlag{Name: "json", Usage: `print one JSON object {"top1", "top5", "loss", "images"}`},
+		&cli.BoolFlag{Name: "json", Usage: `print one JSON object {"top1", "top5", "loss", "images", "ema", ...}`},
 		&cli.BoolFlag{Name: "per-class", Usage: "add per-class accuracy and write a confusion-matrix PNG"},
 		&cli.StringFlag{Name: "confusion-png", Usage: "where --per-class writes the confusion matrix (default: next to the checkpoint)"},
+		emaFlag(),
 	}
 	flags = append(flags, modelFlags(10)...)
 	flags = append(flags, runtimeFlags(true)...)
@@ -38,6 +39,7 @@ Examples:
    gsrmt-cli eval --checkpoint runs/fmnist/best.pt
    gsrmt-cli eval --checkpoint runs/cifar-swat/best.pt --json
    gsrmt-cli eval --checkpoint runs/fmnist/best.pt --per-class
+   gsrmt-cli eval --checkpoint runs/cifar-swat/last.pt --ema     (a run trained with --ema)
    gsrmt-cli eval --checkpoint model_state.pt --variant swat --preset tiny --classes 100 \
        --img-size 224 --dataset mini-imagenet --data-dir data/mini-imagenet`,
 		Flags:  flags,
@@ -146,7 +148,7 @@ func reportEval(c *cli.Context, l *loaded, ds datasets.Dataset, dataset string, 
 	}
 	if c.Bool("json") {
 		out := map[string]any{"top1": res.Top1, "top5": res.Top5, "loss": jsonFloat(res.Loss), "images": res.Images,
-			"non_finite_logits": res.NonFinite}
+			"non_finite_logits": res.NonFinite, "ema": l.ema}
 		if c.Bool("per-class") {
 			out["per_class_top1"] = perClassMap(ds.Classes(), res.PerClass())
 			out["confusion_png"] = png
@@ -154,7 +156,11 @@ func reportEval(c *cli.Context, l *loaded, ds datasets.Dataset, dataset string, 
 		return json.NewEncoder(c.App.Writer).Encode(out)
 	}
 	w := c.App.Writer
-	fmt.Fprintf(w, "checkpoint  %s\n", c.String("checkpoint"))
+	weights := ""
+	if l.ema {
+		weights = " (EMA weights)"
+	}
+	fmt.Fprintf(w, "checkpoint  %s%s\n", c.String("checkpoint"), weights)
 	fmt.Fprintf(w, "data        %s %s split (%d images, %d px)\n", dataset, split, res.Images, l.cfg.ImageSize)
 	fmt.Fprintf(w, "top-1       %.2f %%\n", res.Top1)
 	fmt.Fprintf(w, "top-5       %.2f %%\n", res.Top5)

@@ -18,6 +18,13 @@ type loaded struct {
 	classes []string             // names, when the checkpoint records them
 	norm    datasets.Normalize
 	ours    bool // the file records its config
+	ema     bool // the weights are the checkpoint's EMA weights (--ema)
+}
+
+// emaFlag is the --ema flag of eval and predict: use the EMA weights that a
+// gsrmt training checkpoint of a run with train --ema holds.
+func emaFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "ema", Usage: "use the EMA weights of a gsrmt training checkpoint (a run trained with --ema) instead of the model's"}
 }
 
 // openCheckpoint applies --device and --threads, then loads --checkpoint.
@@ -35,7 +42,8 @@ func openCheckpoint(c *cli.Context) (*loaded, gotch.Device, error) {
 
 // loadForInference builds the model a checkpoint describes (or, for a bare
 // state_dict, the one the model flags describe) and loads its weights
-// strictly. The file is read once, and its config is checked against its
+// strictly: with --ema, the EMA weights of a gsrmt training checkpoint
+// (an error when it holds none). The file is read once, and its config is checked against its
 // tensors and gsrmt's limits before the model is allocated
 // (checkpoints.Checkpoint.BuildModel).
 func loadForInference(c *cli.Context, path string, dev gotch.Device) (*loaded, error) {
@@ -43,6 +51,12 @@ func loadForInference(c *cli.Context, path string, dev gotch.Device) (*loaded, e
 	ck, err := checkpoints.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("--checkpoint: %w", err)
+	}
+	if c.Bool("ema") {
+		if ck.Training == nil || ck.Training.EMA == nil {
+			return nil, fmt.Errorf("--ema: %s holds no EMA weights (a %s file): give a training checkpoint (last.pt, best.pt) of a run trained with --ema, or drop --ema", path, ck.Kind)
+		}
+		ck.State, l.ema = ck.Training.EMA, true
 	}
 	if ck.Config != nil {
 		l.cfg, l.run, l.ours = *ck.Config, ck.Run, true

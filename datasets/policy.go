@@ -68,14 +68,11 @@ func EvalTransformFor(name string, ds Dataset, side int) Transform {
 }
 
 // PrepareForModel turns one image into a model's CHW float input at side as
-// CLI.md's predict says: an image of exactly side x side is used as is; any
-// other goes through EvalTransform(side) (shorter side resized to
-// side / EvalCropPct, then center-cropped); then it is scaled to [0, 1] and
-// normalized with norm. img may be modified.
+// CLI.md's predict says: ModelInput{side} (the image as is at side x side,
+// else resized and center-cropped), then scaled to [0, 1] and normalized
+// with norm. img may be modified.
 func PrepareForModel(img *Image, side int, norm Normalize) []float32 {
-	if img.Width != side || img.Height != side {
-		img = EvalTransform(side).Apply(img, nil)
-	}
+	img = ModelInput{Side: side}.Apply(img, nil)
 	return norm.Apply(img, make([]float32, norm.Len(img)))
 }
 
