@@ -25,6 +25,7 @@ func evalCommand() *cli.Command {
 		&cli.BoolFlag{Name: "json", Usage: `print one JSON object {"top1", "top5", "loss", "images"}`},
 		&cli.BoolFlag{Name: "per-class", Usage: "add per-class accuracy and write a confusion-matrix PNG"},
 		&cli.StringFlag{Name: "confusion-png", Usage: "where --per-class writes the confusion matrix (default: next to the checkpoint)"},
+		keyFlag(),
 	}
 	flags = append(flags, modelFlags(10)...)
 	flags = append(flags, runtimeFlags(true)...)

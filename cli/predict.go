@@ -32,6 +32,7 @@ func predictCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "image", Required: true, Usage: "an image file (JPEG or PNG); repeat for more"},
 		&cli.IntFlag{Name: "topk", Value: 5, Usage: "how many classes to list per image"},
 		&cli.BoolFlag{Name: "json", Usage: "print a JSON list, one object per image"},
+		keyFlag(),
 	}
 	flags = append(flags, modelFlags(10)...)
 	flags = append(flags, runtimeFlags(false)...)

@@ -10,10 +10,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/gsrmt/gsrmt/checkpoints"
 	"github.com/gsrmt/gsrmt/datasets"
 	"github.com/gsrmt/gsrmt/internal/torch"
 	"github.com/gsrmt/gsrmt/train"
@@ -135,7 +137,7 @@ func trainCommand() *cli.Command {
 		name  string
 		flags []cli.Flag
 	}{{"Data", data}, {"Optimization", optimization}, {"Augmentation", augmentation}, {"Model", modelFlags(10)},
-		{"Run folder", runFolder}, {"Runtime", runtimeFlags(true)}, {"Distributed", distributed}} {
+		{"Run folder", runFolder}, {"Fine-tuning", finetuneFlags()}, {"Runtime", runtimeFlags(true)}, {"Distributed", distributed}} {
 		flags = append(flags, inCategory(g.name, g.flags)...)
 	}
 	return &cli.Command{
@@ -155,7 +157,16 @@ Examples:
    gsrmt-cli train --dataset mini-imagenet --data-dir data/mini-imagenet --recipe mini-imagenet \
        --variant retention --preset paper --batch-size 128 --amp --device cuda --out runs/mini-ret
    gsrmt-cli train --resume runs/cifar-swat/last.pt
-   gsrmt-cli train --resume runs/cifar-swat/last.pt --epochs 400   # extend a finished run`,
+   gsrmt-cli train --resume runs/cifar-swat/last.pt --epochs 400   # extend a finished run
+   gsrmt-cli train --finetune runs/cifar-swat/best.pt --dataset imagefolder --data-dir data/flowers \
+       --epochs 30 --lr 1e-4 --out runs/flowers   # the model best.pt records; a new classifier
+
+--finetune FILE starts a new run from FILE's weights: a gsrmt checkpoint, a bare state_dict, the
+checkpoint dict of timm's, DeiT/RMT's or Swin's training script (--key picks its entry), or
+safetensors. Every tensor must fit the model except the classifier (head.fc), which is re-initialized
+when the class count differs; the optimizer, schedule and epoch start fresh. Without model flags a
+gsrmt checkpoint's recorded model is the architecture. The load report goes to the log and to
+config.json ("finetune"). See docs/FINETUNING.md.`,
 		Flags:  flags,
 		Action: runTrain,
 	}
@@ -193,7 +204,7 @@ func runTrain(c *cli.Context) error {
 		}
 	}
 	switch {
-	case errors.Is(err, train.ErrRunExists), errors.Is(err, train.ErrBatchTooLarge):
+	case errors.Is(err, train.ErrRunExists), errors.Is(err, train.ErrBatchTooLarge), errors.Is(err, checkpoints.ErrNoKey):
 		return usagef("train: %v", err)
 	case err != nil:
 		return fmt.Errorf("train: %w", err)
@@ -292,6 +303,9 @@ func trainOptions(c *cli.Context) (train.Options, error) {
 		return o, err
 	}
 	o.Out, o.Resume = out, resume
+	if err := finetuneOptions(c, &o, resume); err != nil {
+		return o, err
+	}
 	o.Overwrite, o.ResetOptimizer, o.CheckReplicas = c.Bool("overwrite"), c.Bool("reset-optimizer"), c.Bool("check-replicas")
 	if c.String("resume") == "auto" && resume == "" {
 		// An attempt that died before its first checkpoint left config.json
@@ -403,7 +417,7 @@ func freshOptions(c *cli.Context) (train.Options, error) {
 	if o.DataDir == "" {
 		o.DataDir = datasets.DefaultDir(o.Dataset)
 	}
-	cfg, err := configFromFlags(c)
+	cfg, err := trainModelConfig(c)
 	if err != nil {
 		return o, err
 	}
@@ -450,10 +464,11 @@ func applyTrainFlags(c *cli.Context, o *train.Options) {
 	}
 }
 
-// anyModelFlagSet reports whether a flag that describes the model was given.
-func anyModelFlagSet(c *cli.Context) bool {
+// anyModelFlagSet reports whether a flag that describes the model was given
+// (--classes, --img-size and the flags named in except aside).
+func anyModelFlagSet(c *cli.Context, except ...string) bool {
 	for _, f := range modelFlags(0) {
-		if name := f.Names()[0]; name != "classes" && name != "img-size" && c.IsSet(name) {
+		if name := f.Names()[0]; name != "classes" && name != "img-size" && !slices.Contains(except, name) && c.IsSet(name) {
 			return true
 		}
 	}

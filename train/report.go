@@ -103,6 +103,9 @@ type runConfig struct {
 	// SkippedImages counts the training images skipped so far because they
 	// failed to load (--skip-bad-images); per epoch in metrics.csv.
 	SkippedImages int64 `json:"skipped_images"`
+	// Finetune is what --finetune loaded: the file, its entry, and the
+	// names loaded, skipped and re-initialized.
+	Finetune *checkpoints.FinetuneReport `json:"finetune,omitempty"`
 }
 
 // runInfo describes the run's data, for config.json and the checkpoints.
@@ -126,6 +129,7 @@ func writeConfig(path string, r *run) error {
 		RandomErasing: o.RandomErasing, GradClip: o.GradClip, EMA: o.EMA, AMP: o.AMP, DropLast: o.DropLast,
 		Device: DeviceName(o.Device), Threads: o.Threads, Workers: o.Workers, Seed: o.Seed,
 		LimitTrain: o.LimitTrain, LimitEval: o.LimitEval, EvalEvery: o.EvalEvery, Resume: o.Resume,
+		Finetune: r.finetune,
 	}
 	if o.Group != nil {
 		c.DistBackend, c.SyncBN = o.Group.Backend(), o.SyncBN

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gsrmt/gsrmt/checkpoints"
 	"github.com/gsrmt/gsrmt/datasets"
 	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/gsrmt/gsrmt/internal/torch"
@@ -143,6 +144,8 @@ type run struct {
 	minBatch  int      // smallest batch the model trains on (gsrmt.MinTrainBatch)
 	resumed   *Options // the options the resumed checkpoint recorded, if any
 	lastSaved int64    // step of the last.pt this run wrote; -1 before the first
+
+	finetune *checkpoints.FinetuneReport // what --finetune loaded, if anything
 }
 
 func (r *run) close() {
@@ -168,6 +171,11 @@ func (r *run) setup() error {
 	var err error
 	if r.model, err = gsrmt.New(o.Model, o.Device); err != nil {
 		return err
+	}
+	if o.Finetune != "" && o.Resume == "" {
+		if err := r.loadFinetune(); err != nil {
+			return err
+		}
 	}
 	if err := r.rep.join(r.model); err != nil {
 		return err
