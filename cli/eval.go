@@ -34,6 +34,8 @@ func evalCommand() *cli.Command {
 		Usage: "evaluate a checkpoint on a data set split: loss, top-1, top-5",
 		Description: `Our checkpoints record the model, data set and normalization; a bare state_dict (for
 example one written by PyTorch) needs --variant, --preset, --classes and --img-size, and --dataset.
+The checkpoint dict of timm's, DeiT/RMT's or Swin's training script works too: its weights are
+taken from "state_dict", then "model"; --key names another entry, e.g. model_ema (docs/FINETUNING.md).
 
 Examples:
    gsrmt-cli eval --checkpoint runs/fmnist/best.pt
