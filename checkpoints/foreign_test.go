@@ -12,23 +12,6 @@ import (
 	"github.com/gsrmt/gsrmt/internal/testutil"
 )
 
-// yacsStandIn pickles as yacs.config.CfgNode does (a dict subclass whose
-// __init__ fills __dict__ with its flags); pickle names the class by module
-// and name only, so the real package is not needed.
-const yacsStandIn = `
-class CfgNode(dict):
-    def __init__(self, init_dict=None, key_list=None, new_allowed=False):
-        super().__init__(init_dict or {})
-        self.__dict__['__immutable__'] = False
-        self.__dict__['__deprecated_keys__'] = set()
-        self.__dict__['__renamed_keys__'] = {}
-        self.__dict__['__new_allowed__'] = new_allowed
-    def __getattr__(self, name):
-        if name in self:
-            return self[name]
-        raise AttributeError(name)
-`
-
 // foreignScript writes, into the folder argv[1], checkpoints laid out as
 // timm's train.py (CheckpointSaver), DeiT/RMT's main.py and Swin's
 // save_checkpoint write them, and two that would run code in torch.load.
@@ -77,13 +60,9 @@ func foreignFiles(t *testing.T) string {
 	t.Helper()
 	py := testutil.PythonTorch(t)
 	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "yacs"), 0o755); err != nil {
+	testutil.WriteYacsStandIn(t, dir)
+	if err := os.WriteFile(filepath.Join(dir, "gen.py"), []byte(foreignScript), 0o644); err != nil {
 		t.Fatal(err)
-	}
-	for name, text := range map[string]string{"yacs/__init__.py": "", "yacs/config.py": yacsStandIn, "gen.py": foreignScript} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 	if out, err := exec.Command(py, filepath.Join(dir, "gen.py"), dir).CombinedOutput(); err != nil {
 		t.Fatalf("python: %v\n%s", err, out)

@@ -4,34 +4,11 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gsrmt/gsrmt/internal/testutil"
 )
-
-// yacsStandIn pickles as yacs.config.CfgNode does: a dict subclass whose
-// __init__ fills __dict__ with its flags (pickle names the class by module
-// and name only, so the real package is not needed).
-const yacsStandIn = `
-class CfgNode(dict):
-    IMMUTABLE = "__immutable__"
-    DEPRECATED_KEYS = "__deprecated_keys__"
-    RENAMED_KEYS = "__renamed_keys__"
-    NEW_ALLOWED = "__new_allowed__"
-
-    def __init__(self, init_dict=None, key_list=None, new_allowed=False):
-        super().__init__(init_dict or {})
-        self.__dict__[CfgNode.IMMUTABLE] = False
-        self.__dict__[CfgNode.DEPRECATED_KEYS] = set()
-        self.__dict__[CfgNode.RENAMED_KEYS] = {}
-        self.__dict__[CfgNode.NEW_ALLOWED] = new_allowed
-
-    def __getattr__(self, name):
-        if name in self:
-            return self[name]
-        raise AttributeError(name)
-`
 
 // recordsScript prints, per protocol, the hex of a pickle holding an
 // argparse.Namespace and a nested CfgNode, as the training scripts of timm,
@@ -52,14 +29,7 @@ func acceptAll(Global) bool { return true }
 
 func TestRecordsFromPython(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "yacs"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, text := range map[string]string{"yacs/__init__.py": "", "yacs/config.py": yacsStandIn} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testutil.WriteYacsStandIn(t, dir)
 	for _, line := range strings.Split(strings.TrimSpace(runPython(t, recordsScript, dir)), "\n") {
 		proto, hx, _ := strings.Cut(line, " ")
 		data, err := hex.DecodeString(hx)
