@@ -3,6 +3,7 @@ package checkpoints
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gsrmt/gsrmt/checkpoints/torchfmt"
@@ -105,12 +106,13 @@ func describeValue(v any) string {
 	return fmt.Sprintf("a %T", v)
 }
 
-// ignoredEntries lists the entries of a dict checkpoint other than the one
-// the weights came from, in file order, each described by describeEntry.
-func ignoredEntries(top *Dict, used string) []string {
+// ignoredEntries lists the entries of a dict checkpoint other than the
+// ones used (the weights', and "config" when it was a gsrmt config), in
+// file order, each described by describeEntry.
+func ignoredEntries(top *Dict, used ...string) []string {
 	var out []string
 	for _, e := range top.Entries() {
-		if k, ok := e.Key.(string); !ok || k != used {
+		if k, ok := e.Key.(string); !ok || !slices.Contains(used, k) {
 			out = append(out, describeEntry(e))
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/gsrmt/gsrmt/internal/testutil"
 )
 
@@ -151,6 +152,36 @@ func testOpenRefusesCode(t *testing.T, dir string) {
 		ck, err := Open(filepath.Join(dir, file))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: opened %v, %v; want an error with %q", file, ck, err, want)
+		}
+	}
+}
+
+// A dict whose "config" is a gsrmt config uses it, and does not list it
+// among the ignored entries; any other "config" is ignored.
+func TestOpenDictConfigNotIgnored(t *testing.T) {
+	cfg, err := gsrmt.PresetConfig("swat", "nano", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgDict, err := configDict(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd := with(NewOrderedDict(), "w", f32(t, []int64{1}, 1))
+	for _, tt := range []struct {
+		config  any
+		ignored string
+	}{{cfgDict, "epoch"}, {"swin.yaml", "epoch,config"}} {
+		path := filepath.Join(t.TempDir(), "ck.pt")
+		if err := Save(path, with(NewDict(), "state_dict", sd, "epoch", int64(1), "config", tt.config)); err != nil {
+			t.Fatal(err)
+		}
+		ck, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(ck.Ignored, ","); got != tt.ignored || (ck.Config != nil) != (tt.ignored == "epoch") {
+			t.Errorf("config %T: ignored %q, config %v", tt.config, got, ck.Config)
 		}
 	}
 }

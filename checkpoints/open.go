@@ -115,7 +115,6 @@ func readCheckpoint(r io.ReaderAt, size int64, path, key string) (*Checkpoint, e
 		ck.Kind = "state_dict"
 		return ck, nil
 	}
-	ck.Ignored = ignoredEntries(top, used)
 	if cv, ok := top.Get("config"); ok {
 		// A foreign checkpoint's "config" may be anything: use it only
 		// when it is a valid gsrmt config.
@@ -124,6 +123,11 @@ func readCheckpoint(r io.ReaderAt, size int64, path, key string) (*Checkpoint, e
 				ck.Config, ck.Run, ck.ConfigExtra = &cfg, run, extra
 			}
 		}
+	}
+	if ck.Config != nil {
+		ck.Ignored = ignoredEntries(top, used, "config")
+	} else {
+		ck.Ignored = ignoredEntries(top, used)
 	}
 	return ck, nil
 }

@@ -39,6 +39,18 @@ func openWeights(c *cli.Context, path string) (*checkpoints.Checkpoint, error) {
 	return ck, nil
 }
 
+// finetuneHelp ends train's --help: an example and what --finetune does.
+const finetuneHelp = `
+   gsrmt-cli train --finetune runs/cifar-swat/best.pt --dataset imagefolder --data-dir data/flowers \
+       --epochs 30 --lr 1e-4 --out runs/flowers   # the model best.pt records; a new classifier
+
+--finetune FILE starts a new run from FILE's weights: a gsrmt checkpoint, a bare state_dict, the
+checkpoint dict of timm's, DeiT/RMT's or Swin's training script (--key picks its entry), or
+safetensors. Every tensor must fit the model except the classifier (head.fc), which is re-initialized
+when the class count differs; the optimizer, schedule and epoch start fresh. Without model flags a
+gsrmt checkpoint's recorded model is the architecture. The load report goes to the log and to
+config.json ("finetune"). See docs/FINETUNING.md.`
+
 // finetuneFlags are train's flags for starting from other weights.
 func finetuneFlags() []cli.Flag {
 	return []cli.Flag{

@@ -157,16 +157,7 @@ Examples:
    gsrmt-cli train --dataset mini-imagenet --data-dir data/mini-imagenet --recipe mini-imagenet \
        --variant retention --preset paper --batch-size 128 --amp --device cuda --out runs/mini-ret
    gsrmt-cli train --resume runs/cifar-swat/last.pt
-   gsrmt-cli train --resume runs/cifar-swat/last.pt --epochs 400   # extend a finished run
-   gsrmt-cli train --finetune runs/cifar-swat/best.pt --dataset imagefolder --data-dir data/flowers \
-       --epochs 30 --lr 1e-4 --out runs/flowers   # the model best.pt records; a new classifier
-
---finetune FILE starts a new run from FILE's weights: a gsrmt checkpoint, a bare state_dict, the
-checkpoint dict of timm's, DeiT/RMT's or Swin's training script (--key picks its entry), or
-safetensors. Every tensor must fit the model except the classifier (head.fc), which is re-initialized
-when the class count differs; the optimizer, schedule and epoch start fresh. Without model flags a
-gsrmt checkpoint's recorded model is the architecture. The load report goes to the log and to
-config.json ("finetune"). See docs/FINETUNING.md.`,
+   gsrmt-cli train --resume runs/cifar-swat/last.pt --epochs 400   # extend a finished run` + finetuneHelp,
 		Flags:  flags,
 		Action: runTrain,
 	}
