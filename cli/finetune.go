@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/gsrmt/gsrmt/checkpoints"
@@ -80,8 +81,18 @@ func finetuneOptions(c *cli.Context, o *train.Options, resume string) error {
 	if _, err := os.Stat(path); err != nil {
 		return usagef("--finetune %s: %v", path, err)
 	}
+	if c.Bool("overwrite") && sameFolder(filepath.Dir(path), o.Out) {
+		return usagef("--finetune %s is in --out %s, whose run files --overwrite removes before the file is read: copy it elsewhere first, or choose another --out", path, o.Out)
+	}
 	o.Finetune, o.FinetuneKey = path, c.String("key")
 	return nil
+}
+
+// sameFolder reports whether a and b name the same existing folder.
+func sameFolder(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }
 
 // trainModelConfig is the model a new run trains: the model flags', or with

@@ -148,6 +148,11 @@ func TestFinetuneTenToFiveClasses(t *testing.T) {
 	if rep2 := readFinetuneReport(t, out); rep2.Source != src || len(rep2.Reinitialized) != 2 {
 		t.Errorf("the resumed run's config.json lost the report: %+v", rep2)
 	}
+	// --overwrite would remove the file before it is read.
+	_, errOut, code = runCLI(t, finetuneArgs(data, out, filepath.Join(out, "last.pt"), "--overwrite")...)
+	if code != 2 || !strings.Contains(errOut, "--overwrite removes before the file is read") {
+		t.Errorf("--finetune from --out with --overwrite: exit %d:\n%s", code, errOut)
+	}
 }
 
 // A bare state_dict whose classifier has another class count, under the
