@@ -57,14 +57,14 @@ func FuzzOpen(f *testing.F) {
 	seeds = append(seeds, st.Bytes())
 	for i, seed := range seeds {
 		// Each seed reaches the config and the shape plan.
-		ck, err := readCheckpoint(bytes.NewReader(seed), int64(len(seed)), "seed.pt")
+		ck, err := readCheckpoint(bytes.NewReader(seed), int64(len(seed)), "seed.pt", "")
 		if err != nil || ck.Config == nil {
 			f.Fatalf("seed %d: %v (config %v)", i, err, ck)
 		}
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ck, err := readCheckpoint(bytes.NewReader(data), int64(len(data)), "fuzz.pt")
+		ck, err := readCheckpoint(bytes.NewReader(data), int64(len(data)), "fuzz.pt", "")
 		if err != nil {
 			return
 		}

@@ -9,8 +9,6 @@ import (
 
 	"github.com/gsrmt/gsrmt/checkpoints/torchfmt"
 	"github.com/gsrmt/gsrmt/gsrmt"
-	"github.com/gsrmt/gsrmt/internal/torch"
-	"github.com/sugarme/gotch"
 )
 
 // ModelStateDict copies the model's state (parameters, BatchNorm buffers and
@@ -251,14 +249,8 @@ func LoadModelState(m *gsrmt.Model, state *Dict, strict bool) (LoadReport, error
 		return rep, fmt.Errorf("checkpoints: no entry of the state_dict fits the model: %s", rep.Problems())
 	}
 	for _, l := range loads {
-		x, err := ToTorchTensor(l.t, gotch.CPU)
-		if err != nil {
-			return rep, fmt.Errorf("checkpoints: load %s: %w", l.name, err)
-		}
-		err = m.SetTensor(l.name, x)
-		x.MustDrop()
-		if err != nil {
-			return rep, fmt.Errorf("checkpoints: load %s: %w", l.name, torch.Error(err))
+		if err := copyEntry(m, l); err != nil {
+			return rep, err
 		}
 		rep.Loaded = append(rep.Loaded, l.name)
 	}
@@ -355,27 +347,14 @@ func StripPrefix(state *Dict) (*Dict, string) {
 
 // ModelState returns the model weights in a loaded checkpoint: v itself when
 // it is a bare state_dict (a dict whose values are all tensors, as
-// torch.save(model.state_dict(), path) writes), or the dict held under
-// "model", "state_dict" or "model_state_dict".
+// torch.save(model.state_dict(), path) writes), or the dict held under the
+// first of DefaultStateKeys present ("state_dict", "model",
+// "model_state_dict", as timm's load_state_dict looks them up).
 func ModelState(v any) (*Dict, error) {
 	d, ok := v.(*Dict)
 	if !ok {
 		return nil, fmt.Errorf("checkpoints: checkpoint is a %T, not a dict", v)
 	}
-	for _, key := range []string{"model", "state_dict", "model_state_dict"} {
-		if m, ok := d.Get(key); ok {
-			if md, ok := m.(*Dict); ok {
-				return md, nil
-			}
-		}
-	}
-	if d.Len() == 0 {
-		return nil, errors.New("checkpoints: checkpoint is an empty dict")
-	}
-	for _, e := range d.Entries() {
-		if _, ok := e.Value.(*Tensor); !ok {
-			return nil, fmt.Errorf("checkpoints: no state_dict: no \"model\", \"state_dict\" or \"model_state_dict\" entry, and entry %v is a %T, not a tensor", e.Key, e.Value)
-		}
-	}
-	return d, nil
+	state, _, err := selectState(d, "")
+	return state, err
 }

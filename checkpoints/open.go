@@ -16,10 +16,18 @@ import (
 type Checkpoint struct {
 	Path string
 	// Kind is "gsrmt" (our training checkpoint, format gsrmt-checkpoint-v1),
-	// "state_dict" (a bare state_dict), "dict" (a dict holding one under
-	// "model", "state_dict" or "model_state_dict") or "safetensors".
+	// "state_dict" (a bare state_dict), "dict" (a dict holding one, such
+	// as the checkpoints of timm's, DeiT's or Swin's training scripts) or
+	// "safetensors".
 	Kind  string
 	State *Dict // the model weights
+	// Key is the entry of the file's dict that State came from ("model",
+	// "state_dict", "ema", ...); "" for a bare state_dict or safetensors.
+	Key string
+	// Ignored lists the other entries of a "dict" file, in file order,
+	// with what each holds when it is a dict or a record ("optimizer (dict
+	// of 2)", "args (argparse.Namespace record)", "epoch").
+	Ignored []string
 	// Config is the model config the file records (nil when it has none);
 	// Run the description of the data it was trained on (nil when the file
 	// records none); ConfigExtra the other config entries.
@@ -38,6 +46,18 @@ type Checkpoint struct {
 // extension or content), with the model config and run description when
 // the file records them. Errors name the file.
 func Open(path string) (*Checkpoint, error) {
+	return OpenKey(path, "")
+}
+
+// OpenKey is Open with the entry that holds the weights named by key: in a
+// dict checkpoint any entry that holds a state_dict ("model_ema",
+// "state_dict_ema", ...), in our training checkpoint "model" or "ema". An
+// empty key takes the first of DefaultStateKeys present, or the file itself
+// when it is a bare state_dict; a safetensors file has no entries to name.
+// A key the file lacks is an error (wrapping ErrNoKey) that lists the
+// entries it has. A "module." or "_orig_mod." prefix on every name stays:
+// LoadModelState and StripPrefix remove it.
+func OpenKey(path, key string) (*Checkpoint, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoints: %w", err)
@@ -47,14 +67,17 @@ func Open(path string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoints: %w", err)
 	}
-	return readCheckpoint(f, fi.Size(), path)
+	return readCheckpoint(f, fi.Size(), path, key)
 }
 
-// readCheckpoint is Open on size bytes of r, with path naming them (and, by
-// its extension, choosing safetensors).
-func readCheckpoint(r io.ReaderAt, size int64, path string) (*Checkpoint, error) {
+// readCheckpoint is OpenKey on size bytes of r, with path naming them
+// (and, by its extension, choosing safetensors).
+func readCheckpoint(r io.ReaderAt, size int64, path, key string) (*Checkpoint, error) {
 	ck := &Checkpoint{Path: path}
 	if torchfmt.IsSafetensors(path, r) {
+		if key != "" {
+			return nil, fmt.Errorf("checkpoints: %s: %w %q: a safetensors file holds one state_dict, not named entries", path, ErrNoKey, key)
+		}
 		tensors, md, err := torchfmt.ReadSafetensors(r, size)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
@@ -73,25 +96,26 @@ func readCheckpoint(r io.ReaderAt, size int64, path string) (*Checkpoint, error)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if top, ok := v.(*Dict); ok {
-		if f, _ := top.Get("format"); f == Format {
-			st, err := trainingFromValue(v)
-			if err != nil {
-				return nil, fmt.Errorf("checkpoints: %s: %w", path, err)
-			}
-			cfg := st.ModelConfig
-			ck.Kind, ck.State, ck.Config, ck.Run, ck.ConfigExtra, ck.Training = "gsrmt", st.Model, &cfg, st.Run, st.ConfigExtra, st
-			return ck, nil
-		}
+	top, ok := v.(*Dict)
+	if !ok {
+		return nil, fmt.Errorf("%s: checkpoints: checkpoint is a %T, not a dict", path, v)
 	}
-	d, err := ModelState(v)
+	if f, _ := top.Get("format"); f == Format {
+		if err := ck.fromTraining(top, key); err != nil {
+			return nil, fmt.Errorf("checkpoints: %s: %w", path, err)
+		}
+		return ck, nil
+	}
+	d, used, err := selectState(top, key)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	ck.State, ck.Kind = d, "dict"
-	if d == v {
+	ck.State, ck.Key, ck.Kind = d, used, "dict"
+	if d == top {
 		ck.Kind = "state_dict"
-	} else if cv, ok := v.(*Dict).Get("config"); ok {
+		return ck, nil
+	}
+	if cv, ok := top.Get("config"); ok {
 		// A foreign checkpoint's "config" may be anything: use it only
 		// when it is a valid gsrmt config.
 		if m, err := plainDict(cv, "config"); err == nil {
@@ -100,7 +124,34 @@ func readCheckpoint(r io.ReaderAt, size int64, path string) (*Checkpoint, error)
 			}
 		}
 	}
+	if ck.Config != nil {
+		ck.Ignored = ignoredEntries(top, used, "config")
+	} else {
+		ck.Ignored = ignoredEntries(top, used)
+	}
 	return ck, nil
+}
+
+// fromTraining fills ck from our training checkpoint, with the weights
+// under key: "model" (the default) or "ema".
+func (ck *Checkpoint) fromTraining(top *Dict, key string) error {
+	st, err := trainingFromValue(top)
+	if err != nil {
+		return err
+	}
+	cfg := st.ModelConfig
+	ck.Kind, ck.State, ck.Key, ck.Config, ck.Run, ck.ConfigExtra, ck.Training = "gsrmt", st.Model, "model", &cfg, st.Run, st.ConfigExtra, st
+	switch key {
+	case "", "model":
+	case "ema":
+		if st.EMA == nil {
+			return fmt.Errorf("%w \"ema\": this gsrmt checkpoint holds no EMA weights (trained without --ema)", ErrNoKey)
+		}
+		ck.State, ck.Key = st.EMA, "ema"
+	default:
+		return fmt.Errorf("%w %q: a gsrmt checkpoint holds its weights under \"model\" and, with an EMA, \"ema\"", ErrNoKey, key)
+	}
+	return nil
 }
 
 // LoadInto copies the checkpoint's weights into m, as LoadModelState does

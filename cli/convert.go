@@ -23,11 +23,12 @@ var modelFlagNames = []string{"variant", "preset", "model-config", "classes", "i
 
 func convertCommand() *cli.Command {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "in", Usage: "input: a .pt (gsrmt checkpoint, bare state_dict, or a dict holding one under model/state_dict/model_state_dict) or a .safetensors file"},
+		&cli.StringFlag{Name: "in", Usage: "input: a .pt (gsrmt checkpoint, bare state_dict, or a dict holding one, as timm's, DeiT's and Swin's scripts write) or a .safetensors file"},
 		&cli.StringFlag{Name: "out", Usage: "output file (written atomically)"},
 		&cli.StringFlag{Name: "to", Usage: "output format: pt, state-dict or safetensors (default: safetensors for a .safetensors --out; otherwise pt when a model config is known, else state-dict)"},
 		&cli.BoolFlag{Name: "ema", Usage: "convert the EMA weights of a gsrmt training checkpoint instead of the model's"},
-		&cli.BoolFlag{Name: "json", Usage: `print one JSON object: {"in", "in_kind", "out", "format", "tensors", "elements", "ema", "prefix_removed", "model"}`},
+		&cli.BoolFlag{Name: "json", Usage: `print one JSON object: {"in", "in_kind", "key", "ignored", "out", "format", "tensors", "elements", "ema", "prefix_removed", "model"}`},
+		keyFlag(),
 	}
 	return &cli.Command{
 		Name:      "convert",
@@ -51,7 +52,9 @@ Examples:
    gsrmt-cli convert --in runs/cifar/best.pt --out best.safetensors
    gsrmt-cli convert --in runs/cifar/last.pt --out ema.pt --to state-dict --ema
    gsrmt-cli convert --in torch_state_dict.pt --out gsrmt.pt --variant swat --preset nano --classes 10 --img-size 32
-   gsrmt-cli convert --in model.safetensors --out model.pt --to state-dict`,
+   gsrmt-cli convert --in model.safetensors --out model.pt --to state-dict
+   gsrmt-cli convert --in timm_checkpoint.pth.tar --key state_dict_ema --out ema.safetensors \
+       --variant swat --preset tiny --img-size 224`,
 		Flags:  append(flags, modelFlags(100)...),
 		Action: runConvert,
 	}
@@ -105,6 +108,9 @@ func parseConvert(c *cli.Context) (*convertJob, error) {
 	if err := distinctFiles(j.in, j.out); err != nil {
 		return nil, err
 	}
+	if j.ema && c.IsSet("key") {
+		return nil, usagef("convert: --ema and --key %q: give one (--ema is --key ema of a gsrmt checkpoint)", c.String("key"))
+	}
 	if c.IsSet("to") {
 		j.to = c.String("to")
 		if err := oneOfFlag("to", j.to, convertFormats); err != nil {
@@ -123,7 +129,7 @@ func parseConvert(c *cli.Context) (*convertJob, error) {
 // run reads --in, checks the weights against the model config when one is
 // known, and writes --out.
 func (j *convertJob) run(c *cli.Context) (*convertResult, error) {
-	ck, err := checkpoints.Open(j.in)
+	ck, err := openWeights(c, j.in)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +180,7 @@ func (j *convertJob) modelConfig(c *cli.Context, ck *checkpoints.Checkpoint, sta
 		return nil, err
 	}
 	if !c.IsSet("classes") && !c.IsSet("model-config") {
-		if v, ok := state.Get("head.fc.weight"); ok {
+		if v, ok := state.Get(gsrmt.Classifier + ".weight"); ok {
 			if t, ok := v.(*checkpoints.Tensor); ok && len(t.Shape) == 2 {
 				fc.NumClasses = int(t.Shape[0])
 			}
@@ -238,7 +244,7 @@ func (res *convertResult) elements() int64 {
 
 // reportJSON is convert --json's object; "model" is the config when known.
 func (j *convertJob) reportJSON(res *convertResult) map[string]any {
-	out := map[string]any{"in": j.in, "in_kind": res.ck.Kind, "out": j.out, "format": res.to,
+	out := map[string]any{"in": j.in, "in_kind": res.ck.Kind, "key": res.ck.Key, "ignored": res.ck.Ignored, "out": j.out, "format": res.to,
 		"tensors": res.state.Len(), "elements": res.elements(), "ema": j.ema, "prefix_removed": res.prefix}
 	if res.cfg != nil {
 		out["model"] = res.cfg

@@ -124,6 +124,11 @@ func TestInferenceRefusesConfigOfAnotherSize(t *testing.T) {
 	if err := checkpoints.SaveTraining(ckpt, nil, &checkpoints.TrainingState{ModelConfig: cfg, Model: convertTinyState(t)}); err != nil {
 		t.Fatal(err)
 	}
+	// predict checks that its inputs exist before it reads the checkpoint;
+	// the image is never decoded.
+	if err := os.WriteFile(ckpt+".png", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	app := newApp()
 	app.Writer, app.ErrWriter = new(bytes.Buffer), new(bytes.Buffer)
 	err = app.Run([]string{"gsrmt-cli", "predict", "--checkpoint", ckpt, "--image", ckpt + ".png", "--device", "cpu"})

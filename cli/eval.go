@@ -26,6 +26,7 @@ func evalCommand() *cli.Command {
 		&cli.BoolFlag{Name: "per-class", Usage: "add per-class accuracy and write a confusion-matrix PNG"},
 		&cli.StringFlag{Name: "confusion-png", Usage: "where --per-class writes the confusion matrix (default: next to the checkpoint)"},
 		emaFlag(),
+		keyFlag(),
 	}
 	flags = append(flags, modelFlags(10)...)
 	flags = append(flags, runtimeFlags(true)...)
@@ -34,6 +35,8 @@ func evalCommand() *cli.Command {
 		Usage: "evaluate a checkpoint on a data set split: loss, top-1, top-5",
 		Description: `Our checkpoints record the model, data set and normalization; a bare state_dict (for
 example one written by PyTorch) needs --variant, --preset, --classes and --img-size, and --dataset.
+The checkpoint dict of timm's, DeiT/RMT's or Swin's training script works too: its weights are
+taken from "state_dict", then "model"; --key names another entry, e.g. model_ema (docs/FINETUNING.md).
 
 Examples:
    gsrmt-cli eval --checkpoint runs/fmnist/best.pt

@@ -48,7 +48,7 @@ func openCheckpoint(c *cli.Context) (*loaded, gotch.Device, error) {
 // (checkpoints.Checkpoint.BuildModel).
 func loadForInference(c *cli.Context, path string, dev gotch.Device) (*loaded, error) {
 	l := &loaded{}
-	ck, err := checkpoints.Open(path)
+	ck, err := openWeights(c, path)
 	if err != nil {
 		return nil, fmt.Errorf("--checkpoint: %w", err)
 	}

@@ -40,6 +40,7 @@ func predictCommand() *cli.Command {
 		&cli.StringFlag{Name: "tta", Value: ttaNone, Usage: "test-time augmentation: none, or flip (average the probabilities of the image and its mirror image)"},
 		&cli.BoolFlag{Name: "skip-bad-images", Usage: "skip and count images that fail to load instead of stopping"},
 		emaFlag(),
+		keyFlag(),
 	}
 	flags = append(flags, modelFlags(10)...)
 	flags = append(flags, runtimeFlags(true)...)

@@ -10,10 +10,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/gsrmt/gsrmt/checkpoints"
 	"github.com/gsrmt/gsrmt/datasets"
 	"github.com/gsrmt/gsrmt/internal/torch"
 	"github.com/gsrmt/gsrmt/train"
@@ -141,7 +143,7 @@ func trainCommand() *cli.Command {
 		name  string
 		flags []cli.Flag
 	}{{"Data", data}, {"Optimization", optimization}, {"Augmentation", augmentation}, {"Model", modelFlags(10)},
-		{"Run folder", runFolder}, {"Runtime", runtimeFlags(true)}, {"Distributed", distributed}} {
+		{"Run folder", runFolder}, {"Fine-tuning", finetuneFlags()}, {"Runtime", runtimeFlags(true)}, {"Distributed", distributed}} {
 		flags = append(flags, inCategory(g.name, g.flags)...)
 	}
 	return &cli.Command{
@@ -165,10 +167,14 @@ Examples:
    gsrmt-cli train --resume runs/cifar-swat/last.pt
    gsrmt-cli train --resume runs/cifar-swat/last.pt --epochs 400   # extend a finished run
    gsrmt-cli train --config runs/cifar-swat/config.json --seed 1 --out runs/cifar-swat-s1 --tensorboard
+   gsrmt-cli train --finetune runs/cifar-swat/best.pt --dataset imagefolder --data-dir data/flowers \
+       --epochs 30 --lr 1e-4 --out runs/flowers   # the model best.pt records; a new classifier
 
 Every run appends one JSON line per step to events.jsonl (loss, lr, grad norm, images/s, memory);
 --tensorboard also writes TensorBoard event files. --config FILE takes every flag not given on the
-command line from a run's config.json or a JSON/YAML file of flag names (docs/LOGS.md).`,
+command line from a run's config.json or a JSON/YAML file of flag names (docs/LOGS.md).
+
+` + finetuneHelp,
 		Flags:  flags,
 		Action: runTrain,
 	}
@@ -211,7 +217,7 @@ func runTrain(c *cli.Context) error {
 		}
 	}
 	switch {
-	case errors.Is(err, train.ErrRunExists), errors.Is(err, train.ErrBatchTooLarge):
+	case errors.Is(err, train.ErrRunExists), errors.Is(err, train.ErrBatchTooLarge), errors.Is(err, checkpoints.ErrNoKey):
 		return usagef("train: %v", err)
 	case err != nil:
 		return fmt.Errorf("train: %w", err)
@@ -311,6 +317,9 @@ func trainOptions(c *cli.Context) (train.Options, error) {
 	}
 	o.Out, o.Resume = out, resume
 	if err := tensorBoardOption(c, &o); err != nil {
+		return o, err
+	}
+	if err := finetuneOptions(c, &o, resume); err != nil {
 		return o, err
 	}
 	o.Overwrite, o.ResetOptimizer, o.CheckReplicas = c.Bool("overwrite"), c.Bool("reset-optimizer"), c.Bool("check-replicas")
@@ -424,7 +433,7 @@ func freshOptions(c *cli.Context) (train.Options, error) {
 	if o.DataDir == "" {
 		o.DataDir = datasets.DefaultDir(o.Dataset)
 	}
-	cfg, err := configFromFlags(c)
+	cfg, err := trainModelConfig(c)
 	if err != nil {
 		return o, err
 	}
@@ -475,10 +484,11 @@ func applyTrainFlags(c *cli.Context, o *train.Options) {
 	}
 }
 
-// anyModelFlagSet reports whether a flag that describes the model was given.
-func anyModelFlagSet(c *cli.Context) bool {
+// anyModelFlagSet reports whether a flag that describes the model was given
+// (--classes, --img-size and the flags named in except aside).
+func anyModelFlagSet(c *cli.Context, except ...string) bool {
 	for _, f := range modelFlags(0) {
-		if name := f.Names()[0]; name != "classes" && name != "img-size" && c.IsSet(name) {
+		if name := f.Names()[0]; name != "classes" && name != "img-size" && !slices.Contains(except, name) && c.IsSet(name) {
 			return true
 		}
 	}

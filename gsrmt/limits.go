@@ -181,6 +181,6 @@ func StateShapes(cfg Config) []StateEntry {
 	}
 	lin("head.proj", p.Stages[3].Dim, p.HeadHidden)
 	bn("head.bn", p.HeadHidden)
-	lin("head.fc", p.HeadHidden, p.NumClasses)
+	lin(Classifier, p.HeadHidden, p.NumClasses)
 	return out
 }

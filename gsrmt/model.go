@@ -76,7 +76,7 @@ func New(cfg Config, device gotch.Device) (m *Model, err error) {
 	m.head = &head{
 		proj: newLinear(r, "head.proj", p.Stages[3].Dim, p.HeadHidden),
 		bn:   newBatchNorm(r, "head.bn", p.HeadHidden),
-		fc:   newLinear(r, "head.fc", p.HeadHidden, p.NumClasses),
+		fc:   newLinear(r, Classifier, p.HeadHidden, p.NumClasses),
 	}
 	return m, nil
 }

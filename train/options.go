@@ -77,6 +77,14 @@ type Options struct {
 	// ResetOptimizer lets Resume start from a file without optimizer state
 	// (a converted or bare checkpoint) with fresh AdamW moments.
 	ResetOptimizer bool `json:"-"`
+	// Finetune starts a new run's model from this file's weights (a gsrmt
+	// checkpoint, a bare state_dict, another script's checkpoint dict, or
+	// safetensors), re-initializing the classifier when its class count
+	// differs (docs/FINETUNING.md); the optimizer, schedule and epoch start
+	// fresh. A resumed run does not load it again. FinetuneKey names the
+	// file's entry that holds the weights ("": the default lookup).
+	Finetune    string `json:"finetune"`
+	FinetuneKey string `json:"key"`
 
 	// Group, when set, makes the run one rank of a data-parallel group
 	// (docs/DISTRIBUTED.md): Batch is the global batch, each rank trains on

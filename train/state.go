@@ -33,9 +33,13 @@ func (r *run) save(path string) error {
 		return err
 	}
 	run := r.runInfo()
+	extra := map[string]any{optionsKey: string(options)}
+	if err := r.finetuneExtra(extra); err != nil {
+		return err
+	}
 	st := &checkpoints.TrainingState{
 		Run:         &run,
-		ConfigExtra: map[string]any{optionsKey: string(options)},
+		ConfigExtra: extra,
 		Epoch:       int64(r.pos.Epoch),
 		Step:        r.step,
 		Optimizer:   opt,
@@ -68,6 +72,9 @@ func (r *run) restore(path string) error {
 		return err
 	}
 	if err := r.checkRecorded(st); err != nil {
+		return err
+	}
+	if err := r.restoreFinetune(st.ConfigExtra); err != nil {
 		return err
 	}
 	if _, err := checkpoints.LoadModelState(r.model, st.Model, true); err != nil {

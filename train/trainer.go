@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gsrmt/gsrmt/checkpoints"
 	"github.com/gsrmt/gsrmt/datasets"
 	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/gsrmt/gsrmt/internal/torch"
@@ -145,6 +146,8 @@ type run struct {
 	lastSaved int64    // step of the last.pt this run wrote; -1 before the first
 	log       *stepLog // events.jsonl and TensorBoard (rank 0); nil on the others
 	gradNorm  float64  // the last step's global gradient norm, for the log
+
+	finetune *checkpoints.FinetuneReport // what --finetune loaded, if anything
 }
 
 func (r *run) close() {
@@ -173,6 +176,11 @@ func (r *run) setup() error {
 	var err error
 	if r.model, err = gsrmt.New(o.Model, o.Device); err != nil {
 		return err
+	}
+	if o.Finetune != "" && o.Resume == "" {
+		if err := r.loadFinetune(); err != nil {
+			return err
+		}
 	}
 	if err := r.rep.join(r.model); err != nil {
 		return err

@@ -2,6 +2,7 @@ package torchfmt
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/gsrmt/gsrmt/internal/pickle"
 )
@@ -15,6 +16,34 @@ type storageRef struct {
 
 // allowed is the allow-list of globals a checkpoint may name.
 var allowed = pickle.MergeGlobals(pickle.BasicGlobals(), pickle.NumpyGlobals(), pickle.TorchGlobals())
+
+// notRecords are the top-level modules whose names never decode as records
+// (Object): those whose members run code or reach the system (a pickle
+// naming them is refused outright, whatever opcode uses the name), and
+// those whose data classes the allow-list already names (torch, numpy,
+// collections, codecs, copyreg), where an unknown name is unsupported, not
+// a record.
+var notRecords = []string{
+	"builtins", "__builtin__", "os", "posix", "nt", "sys", "subprocess", "shutil", "socket", "io", "_io",
+	"importlib", "runpy", "pickle", "_pickle", "marshal", "code", "codeop", "ctypes", "types", "functools",
+	"operator", "pty", "signal", "threading", "multiprocessing", "asyncio", "webbrowser", "tempfile",
+	"torch", "numpy", "collections", "codecs", "_codecs", "copyreg", "copy_reg",
+}
+
+// isRecordClass is the readers' Records policy: a class outside the
+// allow-list reads as an inert record (pickle.Object), such as the
+// argparse.Namespace of timm's and DeiT's checkpoints or Swin's yacs
+// CfgNode, unless its module is in notRecords. Calling such a class is
+// refused by the decoder whatever its module.
+func isRecordClass(g pickle.Global) bool {
+	top, _, _ := strings.Cut(g.Module, ".")
+	for _, m := range notRecords {
+		if top == m {
+			return false
+		}
+	}
+	return g.Module != "" && g.Name != ""
+}
 
 // fromPickle replaces the decoded *pickle.TorchTensor values in v by
 // *Tensor, in place, keeping shared tensors shared.
@@ -53,6 +82,8 @@ func (c *fromPickle) walk(v any, path string, depth int) (any, error) {
 		return v, c.walkItems(v, path, depth)
 	case Tuple:
 		return v, c.walkItems(v, path, depth)
+	case *Object:
+		return v, c.walkObject(v, path, depth)
 	case storageRef:
 		return nil, fmt.Errorf("%s: a bare storage is not supported", pathName(path))
 	}
@@ -73,6 +104,29 @@ func (c *fromPickle) walkItems(items []any, path string, depth int) error {
 		items[i] = w
 	}
 	return nil
+}
+
+// walkObject converts the tensors a record holds, so that a tree holds
+// *Tensor values only, wherever they are.
+func (c *fromPickle) walkObject(o *Object, path string, depth int) error {
+	if c.seen[o] {
+		return nil
+	}
+	c.seen[o] = true
+	st, err := c.walk(o.State, path, depth+1)
+	if err != nil {
+		return err
+	}
+	o.State = st
+	if o.Items != nil {
+		if _, err := c.walk(o.Items, path, depth+1); err != nil {
+			return err
+		}
+	}
+	if err := c.walkItems(o.Args, path, depth); err != nil {
+		return err
+	}
+	return c.walkItems(o.List, path, depth)
 }
 
 // tensor converts a decoded tensor, once however often the pickle names it.

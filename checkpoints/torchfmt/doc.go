@@ -17,7 +17,13 @@
 // uncompressed, each record's data aligned to 64 bytes), which PyTorch opens
 // with torch.load(path, weights_only=True). Load and Read decode the pickle
 // with a safe unpickler that allows only plain data, numpy arrays and
-// tensors, and execute nothing in the file.
+// tensors, and execute nothing in the file. Instances of other classes that
+// a pickle rebuilds without calling anything (NEWOBJ and BUILD), such as
+// the argparse.Namespace and yacs CfgNode objects that timm's, DeiT's and
+// Swin's training scripts save next to the weights, come back as inert
+// *Object records; a pickle that calls a class or function outside the
+// allow-list (REDUCE, INST, OBJ), or names one of the modules that reach
+// the system (os, subprocess, builtins, ...), is refused.
 //
 // A Tensor is a strided view of a Storage of little-endian bytes, with the
 // DTypes PyTorch checkpoints commonly hold: float32, float64, float16,

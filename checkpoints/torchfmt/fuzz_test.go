@@ -27,6 +27,7 @@ func FuzzRead(f *testing.F) {
 	f.Add(writeLegacy(f, fuzzSeedTree(f), false))
 	f.Add(writeLegacy(f, fuzzSeedTree(f), true))
 	f.Add([]byte("\x80\x02K\x05."))
+	f.Add(zipWith(f, []byte(namespacePickle), nil))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, err := Read(bytes.NewReader(data), int64(len(data)))
 		if err != nil {

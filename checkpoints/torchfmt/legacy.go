@@ -47,13 +47,13 @@ func readLegacy(r io.ReaderAt, size int64) (any, error) {
 		return nil, err
 	}
 	st := &legacyStorages{size: size, byKey: make(map[string]*legacyStorage)}
-	dec.Globals = allowed
+	dec.Globals, dec.Records = allowed, isRecordClass
 	dec.PersistentLoad = st.load
 	v, err := dec.Decode()
 	if err != nil {
 		return nil, fmt.Errorf("legacy format: %w", err)
 	}
-	dec.Globals, dec.PersistentLoad = nil, nil
+	dec.Globals, dec.Records, dec.PersistentLoad = nil, nil, nil
 	if err := st.readData(dec, cr, littleEndian); err != nil {
 		return nil, fmt.Errorf("legacy format: %w", err)
 	}

@@ -14,9 +14,10 @@ import (
 // PyTorch 1.6 and later, or the legacy format of earlier versions
 // (_use_new_zipfile_serialization=False). Tensors come back as *Tensor over
 // shared *Storage, dicts as *Dict, lists as []any, tuples as Tuple, numbers
-// as int64, *big.Int or float64. Only the globals that plain data, numpy
-// arrays and tensors need are allowed; anything else is an error naming the
-// class, and nothing in the file is executed.
+// as int64, *big.Int or float64, instances of other classes as inert
+// *Object records (see the package documentation). Only the globals that
+// plain data, numpy arrays and tensors need may be called; anything else is
+// an error naming the class, and nothing in the file is executed.
 func Load(path string) (any, error) {
 	f, size, err := openSized(path)
 	if err != nil {

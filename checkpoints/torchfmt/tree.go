@@ -18,6 +18,13 @@ type DictEntry = pickle.DictEntry
 // Tuple is a Python tuple.
 type Tuple = pickle.Tuple
 
+// Object is an instance of a class that is not plain data, such as the
+// argparse.Namespace or yacs CfgNode that training scripts save next to
+// their weights, read as an inert record: its class, and the state and
+// items the pickle gave it. Nothing of the class runs. Write cannot write
+// one back.
+type Object = pickle.Object
+
 // NewDict returns an empty dict.
 func NewDict() *Dict { return pickle.NewDict() }
 

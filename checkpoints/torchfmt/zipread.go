@@ -31,7 +31,7 @@ func readZip(r io.ReaderAt, size int64) (any, error) {
 	}
 	storages := make(map[string]*Storage)
 	dec := pickle.NewDecoder(bytes.NewReader(pkl))
-	dec.Globals = allowed
+	dec.Globals, dec.Records = allowed, isRecordClass
 	dec.PersistentLoad = func(pid any) (any, error) { return a.loadStorage(pid, storages) }
 	v, err := dec.Decode()
 	if err != nil {

@@ -157,6 +157,12 @@ type Decoder struct {
 	// PersistentLoad returns the object for a persistent id (PERSID,
 	// BINPERSID). Nil makes persistent ids an error.
 	PersistentLoad func(pid any) (any, error)
+	// Records, when set, decides which globals outside Globals decode as
+	// record classes (*Class) instead of a *ForbiddenError: NEWOBJ and
+	// NEWOBJ_EX instantiate one as an inert *Object, which BUILD,
+	// SETITEM(S) and APPEND(S) fill; calling one (REDUCE, INST, OBJ) is a
+	// *ForbiddenError.
+	Records func(Global) bool
 
 	r     byteReader
 	pos   int64        // bytes consumed from r
@@ -453,21 +459,13 @@ func (d *Decoder) step(op byte) error {
 		if err != nil {
 			return err
 		}
-		l, err := d.topList()
-		if err != nil {
-			return err
-		}
-		l.items = append(l.items, v)
+		return d.appendItems([]any{v})
 	case opAppends:
 		items, err := d.popMark()
 		if err != nil {
 			return err
 		}
-		l, err := d.topList()
-		if err != nil {
-			return err
-		}
-		l.items = append(l.items, items...)
+		return d.appendItems(items)
 	case opEmptyDict:
 		d.push(&Dict{})
 	case opDict:
@@ -485,11 +483,7 @@ func (d *Decoder) step(op byte) error {
 			return errors.New("stack underflow")
 		}
 		n := len(d.stack)
-		dict, ok := d.stack[n-3].(*Dict)
-		if !ok {
-			return fmt.Errorf("cannot set items of %s", typeName(d.stack[n-3]))
-		}
-		if err := setItems(dict, d.stack[n-2:]); err != nil {
+		if err := setItemsOf(d.stack[n-3], d.stack[n-2:]); err != nil {
 			return err
 		}
 		d.stack = d.stack[:n-2]
@@ -502,11 +496,7 @@ func (d *Decoder) step(op byte) error {
 		if err != nil {
 			return err
 		}
-		dict, ok := top.(*Dict)
-		if !ok {
-			return fmt.Errorf("cannot set items of %s", typeName(top))
-		}
-		return setItems(dict, items)
+		return setItemsOf(top, items)
 	case opEmptySet:
 		d.push(&Set{})
 	case opAddItems:
@@ -658,6 +648,9 @@ func (d *Decoder) step(op byte) error {
 		if err != nil {
 			return err
 		}
+		if c, ok := cls.(*Class); ok {
+			return d.newObject(c, t)
+		}
 		return d.call(cls, t)
 	case opObj:
 		items, err := d.popMark()
@@ -722,16 +715,22 @@ func (d *Decoder) top() (any, error) {
 	return d.stack[len(d.stack)-1], nil
 }
 
-func (d *Decoder) topList() (*pyList, error) {
+// appendItems implements APPEND and APPENDS on the list (or list
+// subclass record) on top of the stack.
+func (d *Decoder) appendItems(items []any) error {
 	top, err := d.top()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	l, ok := top.(*pyList)
-	if !ok {
-		return nil, fmt.Errorf("cannot append to %s", typeName(top))
+	switch l := top.(type) {
+	case *pyList:
+		l.items = append(l.items, items...)
+	case *Object:
+		l.List = append(l.List, items...)
+	default:
+		return fmt.Errorf("cannot append to %s", typeName(top))
 	}
-	return l, nil
+	return nil
 }
 
 func (d *Decoder) popMark() ([]any, error) {
@@ -762,6 +761,18 @@ func (d *Decoder) get(i int64) error {
 	return nil
 }
 
+// setItemsOf implements SETITEM and SETITEMS on a dict (or a dict
+// subclass record).
+func setItemsOf(target any, items []any) error {
+	switch t := target.(type) {
+	case *Dict:
+		return setItems(t, items)
+	case *Object:
+		return t.setItems(items)
+	}
+	return fmt.Errorf("cannot set items of %s", typeName(target))
+}
+
 func setItems(dict *Dict, items []any) error {
 	if len(items)%2 != 0 {
 		return errors.New("odd number of items for a dict")
@@ -784,13 +795,13 @@ func (d *Decoder) global(module, name string) (any, error) {
 			return v, nil
 		}
 	}
-	return nil, &ForbiddenError{g}
+	return d.record(g)
 }
 
 func (d *Decoder) call(f any, args Tuple) error {
 	c, ok := f.(Callable)
 	if !ok {
-		return fmt.Errorf("%s is not callable", typeName(f))
+		return callError(f)
 	}
 	fa, err := d.finish(args)
 	if err != nil {
@@ -823,14 +834,15 @@ func (d *Decoder) persistentLoad(pid any) error {
 // finish replaces the lists being decoded (*pyList) inside v by []any,
 // keeping shared lists shared and cyclic lists cyclic.
 func (d *Decoder) finish(v any) (any, error) {
-	f := finisher{lists: d.lists, tuples: make(map[*any]bool), dicts: make(map[*Dict]bool)}
+	f := finisher{lists: d.lists, tuples: make(map[*any]bool), dicts: make(map[*Dict]bool), objects: make(map[*Object]bool)}
 	return f.walk(v, 0)
 }
 
 type finisher struct {
-	lists  map[*pyList][]any // shared by all calls of one Decode
-	tuples map[*any]bool     // visited tuples, by first element
-	dicts  map[*Dict]bool
+	lists   map[*pyList][]any // shared by all calls of one Decode
+	tuples  map[*any]bool     // visited tuples, by first element
+	dicts   map[*Dict]bool
+	objects map[*Object]bool
 }
 
 func (f *finisher) walk(v any, depth int) (any, error) {
@@ -884,8 +896,34 @@ func (f *finisher) walk(v any, depth int) (any, error) {
 			return nil, err
 		}
 		v.State = st
+	case *Object:
+		return v, f.walkObject(v, depth)
 	}
 	return v, nil
+}
+
+// walkObject finishes a record's state and items.
+func (f *finisher) walkObject(o *Object, depth int) error {
+	if f.objects[o] {
+		return nil
+	}
+	f.objects[o] = true
+	parts := []*any{&o.State}
+	for i := range o.List {
+		parts = append(parts, &o.List[i])
+	}
+	for _, p := range parts {
+		w, err := f.walk(*p, depth+1)
+		if err != nil {
+			return err
+		}
+		*p = w
+	}
+	if o.Items != nil {
+		_, err := f.walk(o.Items, depth+1)
+		return err
+	}
+	return nil
 }
 
 func (d *Decoder) readByte() (byte, error) {

@@ -9,6 +9,11 @@
 // for collections.OrderedDict, codecs.encode and the builtins that plain
 // data uses, for numpy arrays, and for PyTorch tensors.
 //
+// A Decoder with a Records policy also reads instances of other classes,
+// such as the argparse.Namespace and yacs CfgNode objects that training
+// scripts save next to their weights, as inert *Object records; calling
+// such a class stays forbidden.
+//
 // Decoded values use these Go types:
 //
 //	None                   nil
@@ -85,13 +90,21 @@ type SetStater interface {
 	SetState(state any) error
 }
 
-// ForbiddenError reports a global reference that the allow-list lacks.
+// ForbiddenError reports a global reference that the allow-list lacks, or a
+// call of a record class (see Decoder.Records).
 type ForbiddenError struct {
 	Global Global
+	// Reason says why, when there is more to say than that the allow-list
+	// lacks the name.
+	Reason string
 }
 
 func (e *ForbiddenError) Error() string {
-	return "class " + e.Global.String() + " is not allowed"
+	msg := "class " + e.Global.String() + " is not allowed"
+	if e.Reason != "" {
+		msg += ": " + e.Reason
+	}
+	return msg
 }
 
 // DictEntry is one key-value pair of a Dict.
@@ -414,6 +427,10 @@ func typeName(v any) string {
 		return "dict"
 	case *Set:
 		return "set"
+	case *Object:
+		return v.(*Object).Class.String() + " object"
+	case *Class:
+		return "class " + v.(*Class).Global.String()
 	}
 	return fmt.Sprintf("%T", v)
 }

@@ -101,3 +101,41 @@ func FashionMNISTDir(t testing.TB) string {
 	}
 	return dir
 }
+
+// yacsStandIn pickles as yacs.config.CfgNode does (Swin's config object): a
+// dict subclass whose __init__ fills __dict__ with its flags. Pickle names a
+// class by module and name only, so scripts that import it from
+// WriteYacsStandIn's folder write the pickles the real package writes.
+const yacsStandIn = `
+class CfgNode(dict):
+    IMMUTABLE = "__immutable__"
+    DEPRECATED_KEYS = "__deprecated_keys__"
+    RENAMED_KEYS = "__renamed_keys__"
+    NEW_ALLOWED = "__new_allowed__"
+
+    def __init__(self, init_dict=None, key_list=None, new_allowed=False):
+        super().__init__(init_dict or {})
+        self.__dict__[CfgNode.IMMUTABLE] = False
+        self.__dict__[CfgNode.DEPRECATED_KEYS] = set()
+        self.__dict__[CfgNode.RENAMED_KEYS] = {}
+        self.__dict__[CfgNode.NEW_ALLOWED] = new_allowed
+
+    def __getattr__(self, name):
+        if name in self:
+            return self[name]
+        raise AttributeError(name)
+`
+
+// WriteYacsStandIn writes a yacs package (yacs/config.py with the CfgNode
+// stand-in) into dir, for Python scripts that put dir on sys.path.
+func WriteYacsStandIn(t testing.TB, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "yacs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"__init__.py": "", "config.py": yacsStandIn} {
+		if err := os.WriteFile(filepath.Join(dir, "yacs", name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
