@@ -46,7 +46,7 @@ checkpoint dict of timm's, DeiT/RMT's or Swin's training script (--key picks its
 safetensors. Every tensor must fit the model except the classifier (head.fc), which is re-initialized
 when the class count differs; the optimizer, schedule and epoch start fresh. Without model flags a
 gsrmt checkpoint's recorded model is the architecture. The load report goes to the log and to
-config.json ("finetune"). See docs/FINETUNING.md.`
+config.json ("finetune_report"). See docs/FINETUNING.md.`
 
 // finetuneFlags are train's flags for starting from other weights.
 func finetuneFlags() []cli.Flag {

@@ -55,7 +55,7 @@ func finetuneArgs(data, out, file string, extra ...string) []string {
 		"--threads", "2", "--workers", "2", "--out", out}, extra...)
 }
 
-// readFinetuneReport reads config.json's "finetune" section.
+// readFinetuneReport reads config.json's "finetune_report" section.
 func readFinetuneReport(t *testing.T, out string) checkpoints.FinetuneReport {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(out, "config.json"))
@@ -63,7 +63,7 @@ func readFinetuneReport(t *testing.T, out string) checkpoints.FinetuneReport {
 		t.Fatal(err)
 	}
 	var cfg struct {
-		Finetune *checkpoints.FinetuneReport `json:"finetune"`
+		Finetune *checkpoints.FinetuneReport `json:"finetune_report"`
 	}
 	if err := json.Unmarshal(raw, &cfg); err != nil || cfg.Finetune == nil {
 		t.Fatalf("config.json has no finetune report (%v):\n%s", err, raw)

@@ -110,9 +110,12 @@ type runConfig struct {
 	KeepCheckpoints int  `json:"keep_checkpoints"`
 	SkipBadImages   bool `json:"skip_bad_images"`
 	Download        bool `json:"download"`
-	// Finetune is what --finetune loaded: the file, its entry, and the
-	// names loaded, skipped and re-initialized.
-	Finetune *checkpoints.FinetuneReport `json:"finetune,omitempty"`
+	// Finetune and FinetuneKey are the --finetune and --key flags (so that
+	// --config reproduces them); FinetuneReport is what --finetune loaded:
+	// the file, its entry, and the names loaded, skipped and re-initialized.
+	Finetune       string                      `json:"finetune,omitempty"`
+	FinetuneKey    string                      `json:"key,omitempty"`
+	FinetuneReport *checkpoints.FinetuneReport `json:"finetune_report,omitempty"`
 }
 
 // runInfo describes the run's data, for config.json and the checkpoints.
@@ -137,7 +140,7 @@ func writeConfig(path string, r *run) error {
 		Device: DeviceName(o.Device), Threads: o.Threads, Workers: o.Workers, Seed: o.Seed,
 		LimitTrain: o.LimitTrain, LimitEval: o.LimitEval, EvalEvery: o.EvalEvery, Resume: o.Resume,
 		SaveEverySteps: o.SaveEverySteps, KeepCheckpoints: o.KeepCheckpoints, SkipBadImages: o.SkipBadImages, Download: o.Download,
-		Finetune: r.finetune,
+		Finetune: o.Finetune, FinetuneKey: o.FinetuneKey, FinetuneReport: r.finetune,
 	}
 	if o.Group != nil {
 		c.DistBackend, c.SyncBN = o.Group.Backend(), o.SyncBN
