@@ -148,6 +148,16 @@ func TestFinetuneTenToFiveClasses(t *testing.T) {
 	if rep2 := readFinetuneReport(t, out); rep2.Source != src || len(rep2.Reinitialized) != 2 {
 		t.Errorf("the resumed run's config.json lost the report: %+v", rep2)
 	}
+	// --config of the fine-tuned run's config.json fine-tunes from the same
+	// file again (the report itself is not a flag).
+	again := filepath.Join(dir, "again")
+	_, errOut, code = runCLI(t, "train", "--config", filepath.Join(out, "config.json"), "--out", again, "--epochs", "1")
+	if code != 0 || !strings.Contains(errOut, "fine-tuning from "+src) {
+		t.Fatalf("train --config of a fine-tuned run exited %d:\n%s", code, errOut)
+	}
+	if rep3 := readFinetuneReport(t, again); rep3.Source != src || rep3.Key != "model" {
+		t.Errorf("--config run's report %+v", rep3)
+	}
 	// --overwrite would remove the file before it is read.
 	_, errOut, code = runCLI(t, finetuneArgs(data, out, filepath.Join(out, "last.pt"), "--overwrite")...)
 	if code != 2 || !strings.Contains(errOut, "--overwrite removes before the file is read") {
