@@ -93,6 +93,8 @@ func trainCommand() *cli.Command {
 		&cli.BoolFlag{Name: "skip-bad-images", Usage: "skip and count corrupt images instead of stopping"},
 		&cli.IntFlag{Name: "limit-train", Usage: "use the first N training images (0: all)"},
 		&cli.IntFlag{Name: "limit-eval", Usage: "use the first N test images (0: all)"},
+		&cli.StringFlag{Name: "val-split", Usage: "hold out this fraction of each class of the training set (seeded by --split-seed) as a validation split that chooses best.pt, e.g. 0.1; \"dataset\": the data set's own val/ split"},
+		&cli.StringFlag{Name: "select-on", Usage: "split whose top-1 chooses best.pt and --keep-checkpoints: val (needs --val-split) or test (default: val with --val-split, else test)"},
 	}
 	optimization := []cli.Flag{
 		&cli.StringFlag{Name: "recipe", Value: "default", Usage: "default (RMT/DeiT), cifar or mini-imagenet: sets the hyper-parameters below, which flags override"},
@@ -123,8 +125,8 @@ func trainCommand() *cli.Command {
 		&cli.BoolFlag{Name: "reset-optimizer", Usage: "let --resume start from a file without optimizer state, with fresh AdamW moments"},
 		&cli.IntFlag{Name: "eval-every", Value: 1, Usage: "evaluate every N epochs (and after the last)"},
 		&cli.IntFlag{Name: "save-every-steps", Usage: "also write last.pt every N steps inside an epoch (0: at each epoch's end only)"},
-		&cli.BoolFlag{Name: "json", Usage: `print one JSON object at the end: {"run_dir", "steps", "interrupted", "best_top1", "epochs", "last": {metrics.csv's columns}}`},
-		&cli.IntFlag{Name: "keep-checkpoints", Usage: "also keep checkpoint-EPOCH.pt for the K evaluated epochs with the best test top-1 (0: best.pt and last.pt only)"},
+		&cli.BoolFlag{Name: "json", Usage: `print one JSON object at the end: {"run_dir", "steps", "interrupted", "best_top1", "best": {"epoch", "split", "source"}, "best_test", "epochs", "last": {metrics.csv's columns}}`},
+		&cli.IntFlag{Name: "keep-checkpoints", Usage: "also keep checkpoint-EPOCH.pt for the K evaluated epochs with the best top-1 on the --select-on split (0: best.pt and last.pt only)"},
 	}
 	distributed := append(distFlags(),
 		&cli.BoolFlag{Name: "sync-bn", Usage: "BatchNorm statistics over the global batch (torch.nn.SyncBatchNorm)"},
@@ -203,9 +205,7 @@ func runTrain(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "stopped after %d steps; resume with: gsrmt-cli train --resume %s\n", res.Steps, filepath.Join(res.RunDir, "last.pt"))
 		return nil
 	}
-	last := res.Metrics[len(res.Metrics)-1]
-	fmt.Fprintf(c.App.Writer, "test top-1 %.2f %%, top-5 %.2f %%, loss %.4f after %d epochs (best top-1 %.2f %%); run folder %s\n",
-		last.TestTop1, last.TestTop5, last.TestLoss, last.Epoch, res.Best, res.RunDir)
+	fmt.Fprintln(c.App.Writer, trainSummary(res))
 	return nil
 }
 
@@ -214,13 +214,20 @@ func runTrain(c *cli.Context) error {
 // null).
 func trainReport(res *train.Result) map[string]any {
 	out := map[string]any{"run_dir": res.RunDir, "steps": res.Steps, "interrupted": res.Interrupted,
-		"best_top1": jsonFloat(res.Best), "epochs": len(res.Metrics)}
+		"best_top1": jsonFloat(res.Best), "epochs": len(res.Metrics),
+		"best": map[string]any{"epoch": res.BestEpoch, "split": res.BestSplit, "source": res.BestSource}}
+	if t := res.BestTest; t != nil {
+		out["best_test"] = map[string]any{"top1": jsonFloat(t.Top1), "top5": jsonFloat(t.Top5), "loss": jsonFloat(t.Loss), "images": t.Images}
+	}
 	if n := len(res.Metrics); n > 0 {
 		m := res.Metrics[n-1]
 		out["last"] = map[string]any{"epoch": m.Epoch, "lr": m.LR, "train_loss": jsonFloat(m.TrainLoss),
 			"train_top1": jsonFloat(m.TrainTop1), "test_loss": jsonFloat(m.TestLoss), "test_top1": jsonFloat(m.TestTop1),
 			"test_top5": jsonFloat(m.TestTop5), "ema_test_top1": jsonFloat(m.EMATop1), "images_per_s": m.ImagesPerS,
-			"seconds": m.Seconds, "skipped_images": m.SkippedImages}
+			"seconds": m.Seconds, "skipped_images": m.SkippedImages,
+			"val_loss": jsonFloat(m.ValLoss), "val_top1": jsonFloat(m.ValTop1), "val_top5": jsonFloat(m.ValTop5),
+			"ema_test_loss": jsonFloat(m.EMATestLoss), "ema_test_top5": jsonFloat(m.EMATestTop5),
+			"ema_val_loss": jsonFloat(m.EMAValLoss), "ema_val_top1": jsonFloat(m.EMAValTop1), "ema_val_top5": jsonFloat(m.EMAValTop5)}
 	}
 	return out
 }
@@ -435,7 +442,7 @@ func applyTrainFlags(c *cli.Context, o *train.Options) {
 			*dst = c.Bool(name)
 		}
 	}
-	strs := map[string]*string{"dataset": &o.Dataset, "recipe": &o.Recipe, "data-dir": &o.DataDir}
+	strs := map[string]*string{"dataset": &o.Dataset, "recipe": &o.Recipe, "data-dir": &o.DataDir, "val-split": &o.ValSplit, "select-on": &o.SelectOn}
 	for name, dst := range strs {
 		if c.IsSet(name) {
 			*dst = c.String(name)

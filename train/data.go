@@ -37,7 +37,11 @@ func openOptions(splitSeed uint64) datasets.OpenOptions {
 // normalization actually used. TrainAugment and EvalTransform describe the
 // transforms as config.json records them (datasets.Describe).
 type DataPlan struct {
-	Train, Test   datasets.Dataset
+	Train, Test datasets.Dataset
+	// Val is the validation split (--val-split), nil without one; ValRule
+	// says how it was drawn.
+	Val           datasets.Dataset
+	ValRule       string
 	TrainAugment  string
 	EvalTransform string
 	Normalize     datasets.Normalize
@@ -79,7 +83,14 @@ func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error)
 	if err != nil {
 		return nil, fmt.Errorf("open the test split: %w", err)
 	}
-	p := &DataPlan{Train: limit(tr, o.LimitTrain), Test: limit(te, o.LimitEval), Normalize: datasets.NormalizationFor(o.Dataset)}
+	p := &DataPlan{Normalize: datasets.NormalizationFor(o.Dataset)}
+	if o.ValSplit != "" { // held out before the limits, which apply to each split
+		if tr, p.Val, p.ValRule, err = openValSplit(o, dir, tr, opts); err != nil {
+			return nil, err
+		}
+		p.Val = limit(p.Val, o.LimitEval)
+	}
+	p.Train, p.Test = limit(tr, o.LimitTrain), limit(te, o.LimitEval)
 	p.trainT = datasets.TrainTransformFor(o.Dataset, p.Train, o.ImgSize, o.CropPadding, o.RandAugment)
 	p.evalT = datasets.EvalTransformFor(o.Dataset, p.Train, o.ImgSize)
 	p.TrainAugment, p.EvalTransform = datasets.Describe(p.trainT), datasets.Describe(p.evalT)

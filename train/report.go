@@ -15,9 +15,13 @@ import (
 	"github.com/gsrmt/gsrmt/internal/plot"
 )
 
-// MetricsColumns are metrics.csv's columns (CLI.md), then ema_test_top1 and
-// skipped_images (corrupt training images skipped in the epoch, --skip-bad-images).
-var MetricsColumns = []string{"epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "images_per_s", "seconds", "ema_test_top1", "skipped_images"}
+// MetricsColumns are metrics.csv's columns (CLI.md), then ema_test_top1,
+// skipped_images (corrupt training images skipped in the epoch,
+// --skip-bad-images), the validation split's columns (--val-split) and the
+// EMA's other columns (--ema), empty where not measured
+// (docs/MODEL-SELECTION.md).
+var MetricsColumns = []string{"epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "images_per_s", "seconds", "ema_test_top1", "skipped_images",
+	"val_loss", "val_top1", "val_top5", "ema_test_loss", "ema_test_top5", "ema_val_loss", "ema_val_top1", "ema_val_top5"}
 
 func fmtFloat(v float64) string {
 	if math.IsNaN(v) {
@@ -37,7 +41,9 @@ func writeMetrics(dir string, rows []EpochMetrics, title string) error {
 		for _, m := range rows {
 			_ = w.Write([]string{strconv.Itoa(m.Epoch), fmtFloat(m.LR), fmtFloat(m.TrainLoss), fmtFloat(m.TrainTop1),
 				fmtFloat(m.TestLoss), fmtFloat(m.TestTop1), fmtFloat(m.TestTop5), fmtFloat(m.ImagesPerS), fmtFloat(m.Seconds),
-				fmtFloat(m.EMATop1), strconv.FormatInt(m.SkippedImages, 10)})
+				fmtFloat(m.EMATop1), strconv.FormatInt(m.SkippedImages, 10),
+				fmtFloat(m.ValLoss), fmtFloat(m.ValTop1), fmtFloat(m.ValTop5), fmtFloat(m.EMATestLoss), fmtFloat(m.EMATestTop5),
+				fmtFloat(m.EMAValLoss), fmtFloat(m.EMAValTop1), fmtFloat(m.EMAValTop5)})
 		}
 		w.Flush()
 		return w.Error()
@@ -59,44 +65,53 @@ func writeMetrics(dir string, rows []EpochMetrics, title string) error {
 type runConfig struct {
 	Model any `json:"model"`
 	checkpoints.RunInfo
-	Classes        int     `json:"classes"`
-	TrainImages    int     `json:"train_images"`
-	TestImages     int     `json:"test_images"`
-	SplitRule      string  `json:"split_rule,omitempty"`
-	TrainAugment   string  `json:"train_augment"`
-	EvalTransform  string  `json:"eval_transform"`
-	GrayToRGB      bool    `json:"gray_to_rgb"`
-	Epochs         int     `json:"epochs"`
-	BatchSize      int     `json:"batch_size"` // the global batch: RankBatchSize on each of WorldSize ranks
-	WorldSize      int     `json:"world_size"`
-	RankBatchSize  int     `json:"rank_batch_size"`
-	DistBackend    string  `json:"dist_backend,omitempty"`
-	SyncBN         bool    `json:"sync_bn"` // BatchNorm statistics over the global batch (in a group)
-	StepsPerEpoch  int     `json:"steps_per_epoch"`
-	LR             float64 `json:"lr"`
-	MinLR          float64 `json:"min_lr"`
-	WarmupEpochs   float64 `json:"warmup_epochs"`
-	WarmupSteps    int64   `json:"warmup_steps"`
-	Optimizer      string  `json:"optimizer"`
-	WeightDecay    float64 `json:"weight_decay"`
-	LabelSmoothing float64 `json:"label_smoothing"`
-	Mixup          float64 `json:"mixup"`
-	CutMix         float64 `json:"cutmix"`
-	RandAugment    bool    `json:"randaugment"`
-	CropPadding    int     `json:"crop_padding"`
-	RandomErasing  float64 `json:"random_erasing"`
-	GradClip       float64 `json:"grad_clip"`
-	EMA            float64 `json:"ema"`
-	AMP            bool    `json:"amp"`
-	DropLast       bool    `json:"drop_last"`
-	Device         string  `json:"device"`
-	Threads        int     `json:"threads"`
-	Workers        int     `json:"workers"`
-	Seed           uint64  `json:"seed"`
-	LimitTrain     int     `json:"limit_train"`
-	LimitEval      int     `json:"limit_eval"`
-	EvalEvery      int     `json:"eval_every"`
-	Resume         string  `json:"resume,omitempty"`
+	Classes      int    `json:"classes"`
+	TrainImages  int    `json:"train_images"`
+	TestImages   int    `json:"test_images"`
+	ValImages    int    `json:"val_images,omitempty"`
+	ValSplit     string `json:"val_split,omitempty"`      // --val-split
+	ValSplitRule string `json:"val_split_rule,omitempty"` // how the validation images were drawn
+	// SelectOn names the split whose top-1 chooses best.pt and the
+	// --keep-checkpoints history; Best and BestTest say what best.pt holds
+	// (selectionReport).
+	SelectOn       string      `json:"select_on"`
+	Best           *bestReport `json:"best,omitempty"`
+	BestTest       *EvalResult `json:"best_test,omitempty"`
+	SplitRule      string      `json:"split_rule,omitempty"`
+	TrainAugment   string      `json:"train_augment"`
+	EvalTransform  string      `json:"eval_transform"`
+	GrayToRGB      bool        `json:"gray_to_rgb"`
+	Epochs         int         `json:"epochs"`
+	BatchSize      int         `json:"batch_size"` // the global batch: RankBatchSize on each of WorldSize ranks
+	WorldSize      int         `json:"world_size"`
+	RankBatchSize  int         `json:"rank_batch_size"`
+	DistBackend    string      `json:"dist_backend,omitempty"`
+	SyncBN         bool        `json:"sync_bn"` // BatchNorm statistics over the global batch (in a group)
+	StepsPerEpoch  int         `json:"steps_per_epoch"`
+	LR             float64     `json:"lr"`
+	MinLR          float64     `json:"min_lr"`
+	WarmupEpochs   float64     `json:"warmup_epochs"`
+	WarmupSteps    int64       `json:"warmup_steps"`
+	Optimizer      string      `json:"optimizer"`
+	WeightDecay    float64     `json:"weight_decay"`
+	LabelSmoothing float64     `json:"label_smoothing"`
+	Mixup          float64     `json:"mixup"`
+	CutMix         float64     `json:"cutmix"`
+	RandAugment    bool        `json:"randaugment"`
+	CropPadding    int         `json:"crop_padding"`
+	RandomErasing  float64     `json:"random_erasing"`
+	GradClip       float64     `json:"grad_clip"`
+	EMA            float64     `json:"ema"`
+	AMP            bool        `json:"amp"`
+	DropLast       bool        `json:"drop_last"`
+	Device         string      `json:"device"`
+	Threads        int         `json:"threads"`
+	Workers        int         `json:"workers"`
+	Seed           uint64      `json:"seed"`
+	LimitTrain     int         `json:"limit_train"`
+	LimitEval      int         `json:"limit_eval"`
+	EvalEvery      int         `json:"eval_every"`
+	Resume         string      `json:"resume,omitempty"`
 	// ResumeChanged lists the options this run changed from the checkpoint
 	// it resumed (ResumeMayChange), as "name old -> new".
 	ResumeChanged []string `json:"resume_changed,omitempty"`
@@ -135,6 +150,10 @@ func writeConfig(path string, r *run) error {
 	}
 	for _, m := range r.metrics {
 		c.SkippedImages += m.SkippedImages
+	}
+	c.SelectOn, c.Best, c.BestTest = o.selectionSplit(), r.bestReport(), r.bestTest
+	if r.data.Val != nil {
+		c.ValImages, c.ValSplit, c.ValSplitRule = r.data.Val.Len(), o.ValSplit, r.data.ValRule
 	}
 	if o.Dataset == "mini-imagenet" {
 		c.SplitRule = fmt.Sprintf("pooled: per class sorted by name, shuffled with seed %d, first 5/6 train, last 1/6 test", o.SplitSeed)
