@@ -3,6 +3,7 @@ package checkpoints
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 )
 
@@ -169,8 +170,40 @@ func takeMetricSections(metrics map[string]any) (*Position, []EpochRecord, error
 		if err := decodePlain(v, reflect.ValueOf(s.dst).Elem(), "metrics."+s.key); err != nil {
 			return nil, nil, err
 		}
+		if s.key == epochsKey {
+			if err := markUnrecorded(v, epochs, "metrics."+s.key); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	return pos, epochs, nil
+}
+
+// markUnrecorded sets to NaN each float column of the decoded rows that
+// the stored row lacks: a column the file did not record (one written
+// before the column existed) was not measured, as NaN says.
+func markUnrecorded(v any, rows []EpochRecord, path string) error {
+	items, ok := v.([]any)
+	if !ok {
+		return nil
+	}
+	t := reflect.TypeOf(EpochRecord{})
+	for i, item := range items[:min(len(items), len(rows))] {
+		m, err := plainDict(item, sub(path, i))
+		if err != nil {
+			return err
+		}
+		row := reflect.ValueOf(&rows[i]).Elem()
+		for f := 0; f < t.NumField(); f++ {
+			field := t.Field(f)
+			_, byKey := m[fieldKey(field)]
+			_, byName := m[field.Name]
+			if field.Type.Kind() == reflect.Float64 && !byKey && !byName {
+				row.Field(f).SetFloat(math.NaN())
+			}
+		}
+	}
+	return nil
 }
 
 // schedulerFrom reads the "scheduler" section; an empty dict (a converted

@@ -148,6 +148,9 @@ last.pt and best.pt (PyTorch-compatible checkpoints) and curves.png. Ctrl-C fini
 last.pt and exits 0; --resume last.pt continues exactly where it stopped, with the options it
 recorded (flags that contradict them are refused; --epochs may extend the run). A folder that holds
 a run is never overwritten unless --overwrite is given, and only one process trains into it at a time.
+best.pt holds the epoch with the best top-1 on the --select-on split (the --val-split validation
+split, else the test split), from the model or its --ema, whichever scored better; with a
+validation split the test split is evaluated once, at the end (docs/MODEL-SELECTION.md).
 
 Examples:
    gsrmt-cli train --dataset fashion-mnist --img-size 28 --variant swat --preset nano \
@@ -156,6 +159,8 @@ Examples:
        --variant swat --preset tiny --out runs/cifar-swat
    gsrmt-cli train --dataset mini-imagenet --data-dir data/mini-imagenet --recipe mini-imagenet \
        --variant retention --preset paper --batch-size 128 --amp --device cuda --out runs/mini-ret
+   gsrmt-cli train --dataset cifar10 --data-dir data/cifar10 --recipe cifar --variant swat --preset tiny \
+       --val-split 0.1 --ema 0.9998 --out runs/cifar-val   # best.pt chosen on 10 % of train, test measured at the end
    gsrmt-cli train --resume runs/cifar-swat/last.pt
    gsrmt-cli train --resume runs/cifar-swat/last.pt --epochs 400   # extend a finished run`,
 		Flags:  flags,

@@ -13,18 +13,8 @@ import (
 )
 
 // selectOnKey is the checkpoint "metrics" entry that names the split that
-// chose best.pt; its absence marks a file written before the validation
-// and EMA columns were recorded.
+// chose best.pt.
 const selectOnKey = "select_on"
-
-// clearNewColumns marks the columns that files from before --val-split
-// did not record as not measured (they decode as 0).
-func (m *EpochMetrics) clearNewColumns() {
-	nan := math.NaN()
-	m.ValLoss, m.ValTop1, m.ValTop5 = nan, nan, nan
-	m.EMATestLoss, m.EMATestTop5 = nan, nan
-	m.EMAValLoss, m.EMAValTop1, m.EMAValTop5 = nan, nan, nan
-}
 
 // valCount is the validation images for the start-up line ("" without).
 func (r *run) valCount() string {

@@ -189,15 +189,24 @@ func (r *run) bestSummary() string {
 	return fmt.Sprintf("epoch %d, %s top-1 %.2f %% (%s)", r.pos.BestEpoch, r.o.selectionSplit(), r.pos.BestTop1, whose)
 }
 
-// improveBest makes the row of the epoch just evaluated best.pt when its
-// score beats the best so far, and writes best.pt; it reports whether it
-// did.
+// offer makes row m the best so far when its score on split beats the
+// best's (strictly: a tie keeps the earlier epoch, as --keep-checkpoints
+// does), and reports whether it did.
+func (p *progress) offer(m EpochMetrics, split string) bool {
+	top1, source := selectionScore(m, split)
+	if !(top1 > p.BestTop1) { // NaN: not evaluated
+		return false
+	}
+	p.BestTop1, p.BestEpoch, p.BestSource = top1, m.Epoch, source
+	return true
+}
+
+// improveBest writes best.pt when the row of the epoch just evaluated
+// becomes the best (offer); it reports whether it did.
 func (r *run) improveBest(m EpochMetrics) (bool, error) {
-	top1, source := selectionScore(m, r.o.selectionSplit())
-	if !(top1 > r.pos.BestTop1) { // NaN: not evaluated
+	if !r.pos.offer(m, r.o.selectionSplit()) {
 		return false, nil
 	}
-	r.pos.BestTop1, r.pos.BestEpoch, r.pos.BestSource = top1, m.Epoch, source
 	return true, r.saveBest()
 }
 

@@ -158,9 +158,6 @@ func (r *run) restorePosition(st *checkpoints.TrainingState) error {
 		r.metrics = make([]EpochMetrics, len(st.Epochs))
 		for i, e := range st.Epochs {
 			r.metrics[i] = EpochMetrics(e)
-			if _, ok := st.Metrics[selectOnKey]; !ok {
-				r.metrics[i].clearNewColumns() // a file from before they were recorded
-			}
 		}
 	}
 	if st.Position != nil {
