@@ -85,7 +85,7 @@ func applyRuntime(c *cli.Context) error {
 }
 
 func trainCommand() *cli.Command {
-	data := []cli.Flag{
+	data := append([]cli.Flag{
 		&cli.StringFlag{Name: "dataset", Value: "cifar10", Usage: "cifar10, mini-imagenet, fashion-mnist, mnist or imagefolder"},
 		&cli.StringFlag{Name: "data-dir", Usage: "data set folder (fashion-mnist: default /usr/share/datasets/fashion-mnist)"},
 		&cli.BoolFlag{Name: "download", Usage: "download CIFAR-10 into --data-dir when it is missing"},
@@ -93,9 +93,7 @@ func trainCommand() *cli.Command {
 		&cli.BoolFlag{Name: "skip-bad-images", Usage: "skip and count corrupt images instead of stopping"},
 		&cli.IntFlag{Name: "limit-train", Usage: "use the first N training images (0: all)"},
 		&cli.IntFlag{Name: "limit-eval", Usage: "use the first N test images (0: all)"},
-		&cli.StringFlag{Name: "val-split", Usage: "hold out this fraction of each class of the training set (seeded by --split-seed) as a validation split that chooses best.pt, e.g. 0.1; \"dataset\": the data set's own val/ split"},
-		&cli.StringFlag{Name: "select-on", Usage: "split whose top-1 chooses best.pt and --keep-checkpoints: val (needs --val-split) or test (default: val with --val-split, else test)"},
-	}
+	}, selectionFlags()...)
 	optimization := []cli.Flag{
 		&cli.StringFlag{Name: "recipe", Value: "default", Usage: "default (RMT/DeiT), cifar or mini-imagenet: sets the hyper-parameters below, which flags override"},
 		&cli.IntFlag{Name: "epochs", Value: 300, Usage: "training epochs"},

@@ -176,3 +176,20 @@ func TestCLISelectOnFlags(t *testing.T) {
 		}
 	}
 }
+
+// --val-split dataset uses the data set's own val/ folder, whole.
+func TestCLIValSplitDataset(t *testing.T) {
+	data := makeImageFolder(t, 4, 2)
+	if err := os.CopyFS(filepath.Join(data, "val"), os.DirFS(filepath.Join(data, "test"))); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	if _, errOut, code := runCLI(t, trainArgs(data, out, "--val-split", "dataset")...); code != 0 {
+		t.Fatalf("train exited %d:\n%s", code, errOut)
+	}
+	cfg := readJSON(t, filepath.Join(out, "config.json"))
+	if cfg["train_images"] != 12.0 || cfg["val_images"] != 6.0 || cfg["val_split_rule"] != "the data set's own val split" || cfg["select_on"] != "val" {
+		t.Errorf("config.json: %v train, %v val images, rule %v, select_on %v; want 12, 6, the data set's own, val",
+			cfg["train_images"], cfg["val_images"], cfg["val_split_rule"], cfg["select_on"])
+	}
+}

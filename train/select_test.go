@@ -110,7 +110,7 @@ func TestBestFollowsTheSelectionSplit(t *testing.T) {
 		row(1, 40, nan, 50, nan),
 		row(2, 35, nan, 70, nan), // test's best, val worse
 		row(3, 60, nan, 45, nan),
-		{Epoch: 4}, // not evaluated (--eval-every)
+		{Epoch: 4},               // not evaluated (--eval-every)
 		row(5, 60, nan, 80, nan), // a val tie keeps epoch 3
 		row(6, 65, nan, 30, nan),
 	}

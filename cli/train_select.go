@@ -4,7 +4,17 @@ import (
 	"fmt"
 
 	"github.com/gsrmt/gsrmt/train"
+	"github.com/urfave/cli/v2"
 )
+
+// selectionFlags choose the split that chooses best.pt
+// (docs/MODEL-SELECTION.md).
+func selectionFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "val-split", Usage: "hold out this fraction of each class of the training set (seeded by --split-seed) as a validation split that chooses best.pt, e.g. 0.1; \"dataset\": the data set's own val/ split"},
+		&cli.StringFlag{Name: "select-on", Usage: "split whose top-1 chooses best.pt and --keep-checkpoints: val (needs --val-split) or test (default: val with --val-split, else test)"},
+	}
+}
 
 // trainSummary is train's last line: the test split's result of the last
 // epoch, best.pt (the epoch, the split that chose it, whose weights) and,
