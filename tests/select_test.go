@@ -193,3 +193,30 @@ func TestCLIValSplitDataset(t *testing.T) {
 			cfg["train_images"], cfg["val_images"], cfg["val_split_rule"], cfg["select_on"])
 	}
 }
+
+// Two ranks evaluate the validation split in shards each epoch and best.pt
+// on the test split at the end (every rank reads it): best.pt's test
+// result equals one process's evaluation of the same file.
+func TestDistributedValSplit(t *testing.T) {
+	data := makeImageFolder(t, 8, 7) // 21 test images: not a multiple of 2
+	out := filepath.Join(t.TempDir(), "run")
+	if _, errOut, code := runCLI(t, distArgs(data, out, "--nproc", "2", "--val-split", "0.25", "--ema", "0.5")...); code != 0 {
+		t.Fatalf("train --nproc 2 exited %d:\n%s", code, errOut)
+	}
+	cfg := readJSON(t, filepath.Join(out, "config.json"))
+	bt, _ := cfg["best_test"].(map[string]any)
+	if cfg["world_size"] != 2.0 || cfg["val_images"] != 6.0 || bt == nil || bt["images"] != 21.0 {
+		t.Fatalf("config.json: world_size %v, val_images %v, best_test %v", cfg["world_size"], cfg["val_images"], bt)
+	}
+	js, errOut, code := runCLI(t, "eval", "--checkpoint", filepath.Join(out, "best.pt"), "--json", "--batch-size", "5")
+	if code != 0 {
+		t.Fatalf("eval exited %d: %s", code, errOut)
+	}
+	var ev struct{ Top1, Loss float64 }
+	if err := json.Unmarshal([]byte(js), &ev); err != nil {
+		t.Fatalf("eval --json: %v %s", err, js)
+	}
+	if abs(bt["top1"].(float64)-ev.Top1) > 1e-9 || abs(bt["loss"].(float64)-ev.Loss) > 1e-5*(1+ev.Loss) {
+		t.Errorf("best.pt on the test split: 2 ranks top-1 %v, loss %v; one process top-1 %v, loss %v", bt["top1"], bt["loss"], ev.Top1, ev.Loss)
+	}
+}

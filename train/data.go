@@ -37,15 +37,16 @@ func openOptions(splitSeed uint64) datasets.OpenOptions {
 // normalization actually used. TrainAugment and EvalTransform describe the
 // transforms as config.json records them (datasets.Describe).
 type DataPlan struct {
-	Train, Test datasets.Dataset
-	// Val is the validation split (--val-split), nil without one; ValRule
-	// says how it was drawn.
-	Val           datasets.Dataset
-	ValRule       string
+	Train, Test   datasets.Dataset
 	TrainAugment  string
 	EvalTransform string
 	Normalize     datasets.Normalize
 	trainT, evalT datasets.Transform
+
+	// Val is the validation split (--val-split), nil without one; ValRule
+	// says how it was drawn.
+	Val     datasets.Dataset
+	ValRule string
 }
 
 // openData opens the training and test splits of a run, downloading

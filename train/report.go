@@ -65,59 +65,61 @@ func writeMetrics(dir string, rows []EpochMetrics, title string) error {
 type runConfig struct {
 	Model any `json:"model"`
 	checkpoints.RunInfo
-	Classes      int    `json:"classes"`
-	TrainImages  int    `json:"train_images"`
-	TestImages   int    `json:"test_images"`
-	ValImages    int    `json:"val_images,omitempty"`
-	ValSplit     string `json:"val_split,omitempty"`      // --val-split
-	ValSplitRule string `json:"val_split_rule,omitempty"` // how the validation images were drawn
-	// SelectOn names the split whose top-1 chooses best.pt and the
-	// --keep-checkpoints history; Best and BestTest say what best.pt holds
-	// (selectionReport).
-	SelectOn       string      `json:"select_on"`
-	Best           *bestReport `json:"best,omitempty"`
-	BestTest       *EvalResult `json:"best_test,omitempty"`
-	SplitRule      string      `json:"split_rule,omitempty"`
-	TrainAugment   string      `json:"train_augment"`
-	EvalTransform  string      `json:"eval_transform"`
-	GrayToRGB      bool        `json:"gray_to_rgb"`
-	Epochs         int         `json:"epochs"`
-	BatchSize      int         `json:"batch_size"` // the global batch: RankBatchSize on each of WorldSize ranks
-	WorldSize      int         `json:"world_size"`
-	RankBatchSize  int         `json:"rank_batch_size"`
-	DistBackend    string      `json:"dist_backend,omitempty"`
-	SyncBN         bool        `json:"sync_bn"` // BatchNorm statistics over the global batch (in a group)
-	StepsPerEpoch  int         `json:"steps_per_epoch"`
-	LR             float64     `json:"lr"`
-	MinLR          float64     `json:"min_lr"`
-	WarmupEpochs   float64     `json:"warmup_epochs"`
-	WarmupSteps    int64       `json:"warmup_steps"`
-	Optimizer      string      `json:"optimizer"`
-	WeightDecay    float64     `json:"weight_decay"`
-	LabelSmoothing float64     `json:"label_smoothing"`
-	Mixup          float64     `json:"mixup"`
-	CutMix         float64     `json:"cutmix"`
-	RandAugment    bool        `json:"randaugment"`
-	CropPadding    int         `json:"crop_padding"`
-	RandomErasing  float64     `json:"random_erasing"`
-	GradClip       float64     `json:"grad_clip"`
-	EMA            float64     `json:"ema"`
-	AMP            bool        `json:"amp"`
-	DropLast       bool        `json:"drop_last"`
-	Device         string      `json:"device"`
-	Threads        int         `json:"threads"`
-	Workers        int         `json:"workers"`
-	Seed           uint64      `json:"seed"`
-	LimitTrain     int         `json:"limit_train"`
-	LimitEval      int         `json:"limit_eval"`
-	EvalEvery      int         `json:"eval_every"`
-	Resume         string      `json:"resume,omitempty"`
+	Classes        int     `json:"classes"`
+	TrainImages    int     `json:"train_images"`
+	TestImages     int     `json:"test_images"`
+	SplitRule      string  `json:"split_rule,omitempty"`
+	TrainAugment   string  `json:"train_augment"`
+	EvalTransform  string  `json:"eval_transform"`
+	GrayToRGB      bool    `json:"gray_to_rgb"`
+	Epochs         int     `json:"epochs"`
+	BatchSize      int     `json:"batch_size"` // the global batch: RankBatchSize on each of WorldSize ranks
+	WorldSize      int     `json:"world_size"`
+	RankBatchSize  int     `json:"rank_batch_size"`
+	DistBackend    string  `json:"dist_backend,omitempty"`
+	SyncBN         bool    `json:"sync_bn"` // BatchNorm statistics over the global batch (in a group)
+	StepsPerEpoch  int     `json:"steps_per_epoch"`
+	LR             float64 `json:"lr"`
+	MinLR          float64 `json:"min_lr"`
+	WarmupEpochs   float64 `json:"warmup_epochs"`
+	WarmupSteps    int64   `json:"warmup_steps"`
+	Optimizer      string  `json:"optimizer"`
+	WeightDecay    float64 `json:"weight_decay"`
+	LabelSmoothing float64 `json:"label_smoothing"`
+	Mixup          float64 `json:"mixup"`
+	CutMix         float64 `json:"cutmix"`
+	RandAugment    bool    `json:"randaugment"`
+	CropPadding    int     `json:"crop_padding"`
+	RandomErasing  float64 `json:"random_erasing"`
+	GradClip       float64 `json:"grad_clip"`
+	EMA            float64 `json:"ema"`
+	AMP            bool    `json:"amp"`
+	DropLast       bool    `json:"drop_last"`
+	Device         string  `json:"device"`
+	Threads        int     `json:"threads"`
+	Workers        int     `json:"workers"`
+	Seed           uint64  `json:"seed"`
+	LimitTrain     int     `json:"limit_train"`
+	LimitEval      int     `json:"limit_eval"`
+	EvalEvery      int     `json:"eval_every"`
+	Resume         string  `json:"resume,omitempty"`
 	// ResumeChanged lists the options this run changed from the checkpoint
 	// it resumed (ResumeMayChange), as "name old -> new".
 	ResumeChanged []string `json:"resume_changed,omitempty"`
 	// SkippedImages counts the training images skipped so far because they
 	// failed to load (--skip-bad-images); per epoch in metrics.csv.
 	SkippedImages int64 `json:"skipped_images"`
+
+	// With a validation split (--val-split): its images and how they were
+	// drawn. SelectOn names the split whose top-1 chooses best.pt and the
+	// --keep-checkpoints history; Best and BestTest say what best.pt holds
+	// (docs/MODEL-SELECTION.md).
+	ValImages    int         `json:"val_images,omitempty"`
+	ValSplit     string      `json:"val_split,omitempty"`
+	ValSplitRule string      `json:"val_split_rule,omitempty"`
+	SelectOn     string      `json:"select_on"`
+	Best         *bestReport `json:"best,omitempty"`
+	BestTest     *EvalResult `json:"best_test,omitempty"`
 }
 
 // runInfo describes the run's data, for config.json and the checkpoints.

@@ -35,7 +35,7 @@ type EpochMetrics struct {
 	// and were skipped (--skip-bad-images).
 	SkippedImages int64 `json:"skipped_images"`
 	// The validation split's metrics (--val-split) and the EMA's on both
-	// splits (--ema); NaN when not evaluated (metricsColumns in select.go).
+	// splits (--ema); NaN when not evaluated (MetricsColumns).
 	ValLoss     float64 `json:"val_loss"`
 	ValTop1     float64 `json:"val_top1"`
 	ValTop5     float64 `json:"val_top5"`
@@ -48,16 +48,17 @@ type EpochMetrics struct {
 
 // progress is the position inside an epoch, saved with an interrupted run.
 type progress struct {
-	Epoch      int     // 0-based epoch in progress
-	Batch      int     // batches of it already done
-	LossSum    float64 // sum over seen samples
-	Hits       int64
-	Seen       int64
-	Seconds    float64
-	LastLR     float64
-	BestTop1   float64 // best top-1 on the selection split
-	BestEpoch  int
-	Skipped    int64  // training images skipped so far in the epoch
+	Epoch     int     // 0-based epoch in progress
+	Batch     int     // batches of it already done
+	LossSum   float64 // sum over seen samples
+	Hits      int64
+	Seen      int64
+	Seconds   float64
+	LastLR    float64
+	BestTop1  float64 // best top-1 on the selection split
+	BestEpoch int
+	Skipped   int64 // training images skipped so far in the epoch
+
 	BestSource string // whose weights reached BestTop1: sourceModel or sourceEMA
 }
 
@@ -146,20 +147,21 @@ type run struct {
 	data    *DataPlan
 	classes []string
 
-	model  *gsrmt.Model
-	opt    *AdamW
-	ema    *EMA
-	sched  Schedule
-	trainL *datasets.Loader
-	testL  *datasets.Loader
-	valL   *datasets.Loader // nil without --val-split
+	model   *gsrmt.Model
+	opt     *AdamW
+	ema     *EMA
+	sched   Schedule
+	trainL  *datasets.Loader
+	testL   *datasets.Loader
+	spe     int // steps per epoch
+	step    int64
+	pos     progress
+	metrics []EpochMetrics
+
+	valL *datasets.Loader // the validation split's (--val-split); nil without
 	// bestTest is best.pt's test result, measured at the end of a run
 	// chosen on its validation split (finishRun); nil before or without.
 	bestTest *EvalResult
-	spe      int // steps per epoch
-	step     int64
-	pos      progress
-	metrics  []EpochMetrics
 
 	rep       replica  // the data-parallel group, if any
 	commSec   float64  // seconds of this epoch's steps spent in collectives
