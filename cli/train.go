@@ -217,8 +217,10 @@ func runTrain(c *cli.Context) error {
 // null).
 func trainReport(res *train.Result) map[string]any {
 	out := map[string]any{"run_dir": res.RunDir, "steps": res.Steps, "interrupted": res.Interrupted,
-		"best_top1": jsonFloat(res.Best), "epochs": len(res.Metrics),
-		"best": map[string]any{"epoch": res.BestEpoch, "split": res.BestSplit, "source": res.BestSource}}
+		"best_top1": jsonFloat(res.Best), "epochs": len(res.Metrics)}
+	if res.BestEpoch > 0 {
+		out["best"] = map[string]any{"epoch": res.BestEpoch, "split": res.BestSplit, "source": res.BestSource}
+	}
 	if t := res.BestTest; t != nil {
 		out["best_test"] = map[string]any{"top1": jsonFloat(t.Top1), "top5": jsonFloat(t.Top5), "loss": jsonFloat(t.Loss), "images": t.Images}
 	}
