@@ -3,6 +3,7 @@ package checkpoints
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 )
 
@@ -26,6 +27,10 @@ type RunInfo struct {
 	NormStd    []float32 `json:"norm_std"`
 	SplitSeed  uint64    `json:"split_seed"` // seed of the train/test split, where the data set has none
 	Recipe     string    `json:"recipe"`     // the hyper-parameter recipe: default, cifar or mini-imagenet
+	// Weights says whose weights the file's "model" entry holds: "ema" when
+	// a training run chose the EMA's for best.pt or a history checkpoint
+	// (docs/MODEL-SELECTION.md), "model" or empty for the trained model's.
+	Weights string `json:"weights,omitempty"`
 }
 
 // SchedulerState is the "scheduler" section: the learning-rate schedule
@@ -52,9 +57,12 @@ type Position struct {
 	Seen      int64   `json:"seen"`       // samples trained on
 	Seconds   float64 `json:"seconds"`    // spent training in the epoch
 	LastLR    float64 `json:"last_lr"`    // learning rate of the last step
-	BestTop1  float64 `json:"best_top1"`  // best test top-1 so far, -1 before any
+	BestTop1  float64 `json:"best_top1"`  // best selection top-1 so far (--select-on), -1 before any
 	BestEpoch int     `json:"best_epoch"` // its 1-based epoch
 	Skipped   int64   `json:"skipped"`    // training images skipped so far in the epoch
+	// BestSource is whose weights reached BestTop1: "model" or "ema"
+	// (empty in files written before it was recorded: the model's).
+	BestSource string `json:"best_source"`
 }
 
 // EpochRecord is one finished epoch's metrics (a row of metrics.csv, as
@@ -73,6 +81,16 @@ type EpochRecord struct {
 	ImagesPerS    float64 `json:"images_per_s"`
 	Seconds       float64 `json:"seconds"`
 	SkippedImages int64   `json:"skipped_images"`
+	// The validation split's metrics (--val-split), the EMA's on both
+	// splits (--ema); files written before these were recorded lack them.
+	ValLoss     float64 `json:"val_loss"`
+	ValTop1     float64 `json:"val_top1"`
+	ValTop5     float64 `json:"val_top5"`
+	EMATestLoss float64 `json:"ema_test_loss"`
+	EMATestTop5 float64 `json:"ema_test_top5"`
+	EMAValLoss  float64 `json:"ema_val_loss"`
+	EMAValTop1  float64 `json:"ema_val_top1"`
+	EMAValTop5  float64 `json:"ema_val_top5"`
 }
 
 // The "metrics" keys of the typed sections, and those of the JSON strings
@@ -152,8 +170,40 @@ func takeMetricSections(metrics map[string]any) (*Position, []EpochRecord, error
 		if err := decodePlain(v, reflect.ValueOf(s.dst).Elem(), "metrics."+s.key); err != nil {
 			return nil, nil, err
 		}
+		if s.key == epochsKey {
+			if err := markUnrecorded(v, epochs, "metrics."+s.key); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	return pos, epochs, nil
+}
+
+// markUnrecorded sets to NaN each float column of the decoded rows that
+// the stored row lacks: a column the file did not record (one written
+// before the column existed) was not measured, as NaN says.
+func markUnrecorded(v any, rows []EpochRecord, path string) error {
+	items, ok := v.([]any)
+	if !ok {
+		return nil
+	}
+	t := reflect.TypeOf(EpochRecord{})
+	for i, item := range items[:min(len(items), len(rows))] {
+		m, err := plainDict(item, sub(path, i))
+		if err != nil {
+			return err
+		}
+		row := reflect.ValueOf(&rows[i]).Elem()
+		for f := 0; f < t.NumField(); f++ {
+			field := t.Field(f)
+			_, byKey := m[fieldKey(field)]
+			_, byName := m[field.Name]
+			if field.Type.Kind() == reflect.Float64 && !byKey && !byName {
+				row.Field(f).SetFloat(math.NaN())
+			}
+		}
+	}
+	return nil
 }
 
 // schedulerFrom reads the "scheduler" section; an empty dict (a converted

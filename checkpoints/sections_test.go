@@ -33,7 +33,9 @@ func sectionsFixture(t *testing.T) *TrainingState {
 		Position: &Position{Epoch: 1, Batch: 2, LossSum: 4.5, Hits: 3, Seen: 16, Seconds: 0.75, LastLR: 1.5e-3,
 			BestTop1: 50, BestEpoch: 1, Skipped: 1},
 		Epochs: []EpochRecord{{Epoch: 1, LR: 2e-3, TrainLoss: 1.25, TrainTop1: 40, TestLoss: math.NaN(), TestTop1: math.NaN(),
-			TestTop5: math.NaN(), EMATop1: math.NaN(), ImagesPerS: 64, Seconds: 0.5, SkippedImages: 1}},
+			TestTop5: math.NaN(), EMATop1: math.NaN(), ImagesPerS: 64, Seconds: 0.5, SkippedImages: 1,
+			ValLoss: math.NaN(), ValTop1: math.NaN(), ValTop5: math.NaN(), EMATestLoss: math.NaN(), EMATestTop5: math.NaN(),
+			EMAValLoss: math.NaN(), EMAValTop1: math.NaN(), EMAValTop5: math.NaN()}},
 	}
 }
 
@@ -137,6 +139,28 @@ func TestTypedSectionErrors(t *testing.T) {
 		_, _, err := takeMetricSections(c.metrics)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error naming %s", name, err, c.want)
+		}
+	}
+}
+
+// A column that a stored row lacks (a file from before the column existed)
+// reads as NaN, not measured; a recorded 0 stays 0.
+func TestUnrecordedColumnsReadAsNaN(t *testing.T) {
+	row := NewDict()
+	with(row, "epoch", int64(2), "lr", 0.001, "train_loss", 1.5, "train_top1", 0.0, "test_loss", 1.25, "test_top1", 50.0,
+		"test_top5", 100.0, "ema_test_top1", 0.0, "images_per_s", 10.0, "seconds", 1.0, "skipped_images", int64(0))
+	_, rows, err := takeMetricSections(map[string]any{"epochs": []any{row}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rows[0]
+	if r.Epoch != 2 || r.TestTop1 != 50 || r.TrainTop1 != 0 || r.EMATop1 != 0 {
+		t.Errorf("recorded columns changed: %+v", r)
+	}
+	for name, v := range map[string]float64{"val_loss": r.ValLoss, "val_top1": r.ValTop1, "val_top5": r.ValTop5, "ema_test_loss": r.EMATestLoss,
+		"ema_test_top5": r.EMATestTop5, "ema_val_loss": r.EMAValLoss, "ema_val_top1": r.EMAValTop1, "ema_val_top5": r.EMAValTop5} {
+		if !math.IsNaN(v) {
+			t.Errorf("%s, absent from the file, reads %v, want NaN", name, v)
 		}
 	}
 }

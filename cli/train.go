@@ -87,7 +87,7 @@ func applyRuntime(c *cli.Context) error {
 }
 
 func trainCommand() *cli.Command {
-	data := []cli.Flag{
+	data := append([]cli.Flag{
 		&cli.StringFlag{Name: "dataset", Value: "cifar10", Usage: "cifar10, mini-imagenet, fashion-mnist, mnist or imagefolder"},
 		&cli.StringFlag{Name: "data-dir", Usage: "data set folder (fashion-mnist: default /usr/share/datasets/fashion-mnist)"},
 		&cli.BoolFlag{Name: "download", Usage: "download CIFAR-10 into --data-dir when it is missing"},
@@ -95,7 +95,7 @@ func trainCommand() *cli.Command {
 		&cli.BoolFlag{Name: "skip-bad-images", Usage: "skip and count corrupt images instead of stopping"},
 		&cli.IntFlag{Name: "limit-train", Usage: "use the first N training images (0: all)"},
 		&cli.IntFlag{Name: "limit-eval", Usage: "use the first N test images (0: all)"},
-	}
+	}, selectionFlags()...)
 	optimization := []cli.Flag{
 		&cli.StringFlag{Name: "recipe", Value: "default", Usage: "default (DeiT's optimizer and mixing), cifar, mini-imagenet, or rmt (RMT's main.py: timm RandAugment, bicubic, 3 repeats, EMA; docs/RECIPES.md): sets the hyper-parameters below, which flags override"},
 		&cli.IntFlag{Name: "epochs", Value: 300, Usage: "training epochs"},
@@ -129,8 +129,8 @@ func trainCommand() *cli.Command {
 		&cli.BoolFlag{Name: "reset-optimizer", Usage: "let --resume start from a file without optimizer state, with fresh AdamW moments"},
 		&cli.IntFlag{Name: "eval-every", Value: 1, Usage: "evaluate every N epochs (and after the last)"},
 		&cli.IntFlag{Name: "save-every-steps", Usage: "also write last.pt every N steps inside an epoch (0: at each epoch's end only)"},
-		&cli.BoolFlag{Name: "json", Usage: `print one JSON object at the end: {"run_dir", "steps", "interrupted", "best_top1", "epochs", "last": {metrics.csv's columns}}`},
-		&cli.IntFlag{Name: "keep-checkpoints", Usage: "also keep checkpoint-EPOCH.pt for the K evaluated epochs with the best test top-1 (0: best.pt and last.pt only)"},
+		&cli.BoolFlag{Name: "json", Usage: `print one JSON object at the end: {"run_dir", "steps", "interrupted", "best_top1", "best": {"epoch", "split", "source"}, "best_test", "epochs", "last": {metrics.csv's columns}}`},
+		&cli.IntFlag{Name: "keep-checkpoints", Usage: "also keep checkpoint-EPOCH.pt for the K evaluated epochs with the best top-1 on the --select-on split (0: best.pt and last.pt only)"},
 		&cli.StringFlag{Name: "config", Usage: "take every flag not given from this file: a run's config.json, or JSON/YAML of flag names (docs/LOGS.md)"},
 	}
 	runFolder = append(runFolder, logFlags()...)
@@ -154,6 +154,9 @@ last.pt and best.pt (PyTorch-compatible checkpoints) and curves.png. Ctrl-C fini
 last.pt and exits 0; --resume last.pt continues exactly where it stopped, with the options it
 recorded (flags that contradict them are refused; --epochs may extend the run). A folder that holds
 a run is never overwritten unless --overwrite is given, and only one process trains into it at a time.
+best.pt holds the epoch with the best top-1 on the --select-on split (the --val-split validation
+split, else the test split), from the model or its --ema, whichever scored better; with a
+validation split the test split is evaluated once, at the end (docs/MODEL-SELECTION.md).
 
 Examples:
    gsrmt-cli train --dataset fashion-mnist --img-size 28 --variant swat --preset nano \
@@ -164,6 +167,8 @@ Examples:
        --variant retention --preset paper --batch-size 128 --amp --device cuda --out runs/mini-ret
    gsrmt-cli train --dataset imagefolder --data-dir data/imagenet --recipe rmt \
        --variant retention --preset paper --batch-size 1024 --nproc 8 --device cuda --out runs/rmt
+   gsrmt-cli train --dataset cifar10 --data-dir data/cifar10 --recipe cifar --variant swat --preset tiny \
+       --val-split 0.1 --ema 0.9998 --out runs/cifar-val   # best.pt chosen on 10 % of train, test measured at the end
    gsrmt-cli train --resume runs/cifar-swat/last.pt
    gsrmt-cli train --resume runs/cifar-swat/last.pt --epochs 400   # extend a finished run
    gsrmt-cli train --config runs/cifar-swat/config.json --seed 1 --out runs/cifar-swat-s1 --tensorboard
@@ -227,9 +232,7 @@ func runTrain(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "stopped after %d steps; resume with: gsrmt-cli train --resume %s\n", res.Steps, filepath.Join(res.RunDir, "last.pt"))
 		return nil
 	}
-	last := res.Metrics[len(res.Metrics)-1]
-	fmt.Fprintf(c.App.Writer, "test top-1 %.2f %%, top-5 %.2f %%, loss %.4f after %d epochs (best top-1 %.2f %%); run folder %s\n",
-		last.TestTop1, last.TestTop5, last.TestLoss, last.Epoch, res.Best, res.RunDir)
+	fmt.Fprintln(c.App.Writer, trainSummary(res))
 	return nil
 }
 
@@ -239,12 +242,21 @@ func runTrain(c *cli.Context) error {
 func trainReport(res *train.Result) map[string]any {
 	out := map[string]any{"run_dir": res.RunDir, "steps": res.Steps, "interrupted": res.Interrupted,
 		"best_top1": jsonFloat(res.Best), "epochs": len(res.Metrics)}
+	if res.BestEpoch > 0 {
+		out["best"] = map[string]any{"epoch": res.BestEpoch, "split": res.BestSplit, "source": res.BestSource}
+	}
+	if t := res.BestTest; t != nil {
+		out["best_test"] = map[string]any{"top1": jsonFloat(t.Top1), "top5": jsonFloat(t.Top5), "loss": jsonFloat(t.Loss), "images": t.Images}
+	}
 	if n := len(res.Metrics); n > 0 {
 		m := res.Metrics[n-1]
 		out["last"] = map[string]any{"epoch": m.Epoch, "lr": m.LR, "train_loss": jsonFloat(m.TrainLoss),
 			"train_top1": jsonFloat(m.TrainTop1), "test_loss": jsonFloat(m.TestLoss), "test_top1": jsonFloat(m.TestTop1),
 			"test_top5": jsonFloat(m.TestTop5), "ema_test_top1": jsonFloat(m.EMATop1), "images_per_s": m.ImagesPerS,
-			"seconds": m.Seconds, "skipped_images": m.SkippedImages}
+			"seconds": m.Seconds, "skipped_images": m.SkippedImages,
+			"val_loss": jsonFloat(m.ValLoss), "val_top1": jsonFloat(m.ValTop1), "val_top5": jsonFloat(m.ValTop5),
+			"ema_test_loss": jsonFloat(m.EMATestLoss), "ema_test_top5": jsonFloat(m.EMATestTop5),
+			"ema_val_loss": jsonFloat(m.EMAValLoss), "ema_val_top1": jsonFloat(m.EMAValTop1), "ema_val_top5": jsonFloat(m.EMAValTop5)}
 	}
 	return out
 }
@@ -466,7 +478,7 @@ func applyTrainFlags(c *cli.Context, o *train.Options) {
 		}
 	}
 	strs := map[string]*string{"dataset": &o.Dataset, "recipe": &o.Recipe, "data-dir": &o.DataDir, "aa": &o.AA, "interpolation": &o.Interpolation,
-		"random-erasing-mode": &o.RandomErasingMode}
+		"random-erasing-mode": &o.RandomErasingMode, "val-split": &o.ValSplit, "select-on": &o.SelectOn}
 	for name, dst := range strs {
 		if c.IsSet(name) {
 			*dst = c.String(name)

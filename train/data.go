@@ -42,6 +42,11 @@ type DataPlan struct {
 	EvalTransform string
 	Normalize     datasets.Normalize
 	trainT, evalT datasets.Transform
+
+	// Val is the validation split (--val-split), nil without one; ValRule
+	// says how it was drawn.
+	Val     datasets.Dataset
+	ValRule string
 }
 
 // openData opens the training and test splits of a run, downloading
@@ -79,7 +84,14 @@ func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error)
 	if err != nil {
 		return nil, fmt.Errorf("open the test split: %w", err)
 	}
-	p := &DataPlan{Train: limit(tr, o.LimitTrain), Test: limit(te, o.LimitEval), Normalize: datasets.NormalizationFor(o.Dataset)}
+	p := &DataPlan{Normalize: datasets.NormalizationFor(o.Dataset)}
+	if o.ValSplit != "" { // held out before the limits, which apply to each split
+		if tr, p.Val, p.ValRule, err = openValSplit(o, dir, tr, opts); err != nil {
+			return nil, err
+		}
+		p.Val = limit(p.Val, o.LimitEval)
+	}
+	p.Train, p.Test = limit(tr, o.LimitTrain), limit(te, o.LimitEval)
 	aug, interp := o.augment(p.Normalize)
 	if p.trainT, err = datasets.TrainTransformWith(o.Dataset, p.Train, o.ImgSize, aug); err != nil {
 		return nil, fmt.Errorf("--%w", err)

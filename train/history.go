@@ -12,9 +12,11 @@ import (
 
 // The checkpoint history (--keep-checkpoints K, timm's CheckpointSaver
 // max_history): besides best.pt and last.pt, the run folder keeps
-// checkpoint-EPOCH.pt for the K evaluated epochs with the best test top-1
-// (ties: the earlier epoch). Which epochs those are follows from
-// metrics.csv's rows alone, so a resumed run keeps the same history.
+// checkpoint-EPOCH.pt for the K evaluated epochs with the best score on the
+// selection split, the rule that chooses best.pt (selectionScore: the better
+// of the model's and the EMA's top-1; ties: the earlier epoch), each with
+// the weights that scored. Which epochs those are follows from metrics.csv's
+// rows alone, so a resumed run keeps the same history.
 
 // historyFile matches the name of a history checkpoint.
 var historyFile = regexp.MustCompile(`^checkpoint-([0-9]+)\.pt$`)
@@ -25,19 +27,24 @@ const historyGlob = "checkpoint-*.pt"
 // historyName is the file of epoch's history checkpoint.
 func historyName(epoch int) string { return fmt.Sprintf("checkpoint-%d.pt", epoch) }
 
-// bestEpochs returns the k evaluated epochs of rows with the highest test
-// top-1, best first (NaN rows, not evaluated, never count).
-func bestEpochs(rows []EpochMetrics, k int) []int {
-	var evaluated []EpochMetrics
+// bestEpochs returns the k evaluated epochs of rows with the highest score
+// on split (selectionScore), best first (NaN rows, not evaluated, never
+// count).
+func bestEpochs(rows []EpochMetrics, k int, split string) []int {
+	type scored struct {
+		epoch int
+		top1  float64
+	}
+	var evaluated []scored
 	for _, m := range rows {
-		if m.TestTop1 == m.TestTop1 {
-			evaluated = append(evaluated, m)
+		if top1, _ := selectionScore(m, split); top1 == top1 {
+			evaluated = append(evaluated, scored{m.Epoch, top1})
 		}
 	}
-	sort.SliceStable(evaluated, func(i, j int) bool { return evaluated[i].TestTop1 > evaluated[j].TestTop1 })
+	sort.SliceStable(evaluated, func(i, j int) bool { return evaluated[i].top1 > evaluated[j].top1 })
 	var out []int
 	for i := 0; i < len(evaluated) && i < k; i++ {
-		out = append(out, evaluated[i].Epoch)
+		out = append(out, evaluated[i].epoch)
 	}
 	return out
 }
@@ -51,11 +58,12 @@ func (r *run) updateHistory(epoch int) error {
 		return nil
 	}
 	keep := map[int]bool{}
-	for _, e := range bestEpochs(r.metrics, o.KeepCheckpoints) {
+	for _, e := range bestEpochs(r.metrics, o.KeepCheckpoints, o.selectionSplit()) {
 		keep[e] = true
 	}
 	if keep[epoch] {
-		if err := r.save(filepath.Join(o.Out, historyName(epoch))); err != nil {
+		_, source := selectionScore(r.metrics[len(r.metrics)-1], o.selectionSplit())
+		if err := r.saveWeights(filepath.Join(o.Out, historyName(epoch)), source); err != nil {
 			return err
 		}
 	}

@@ -12,10 +12,10 @@ func TestBestEpochs(t *testing.T) {
 	nan := math.NaN()
 	rows := []EpochMetrics{{Epoch: 1, TestTop1: 40}, {Epoch: 2, TestTop1: nan}, {Epoch: 3, TestTop1: 55},
 		{Epoch: 4, TestTop1: 50}, {Epoch: 5, TestTop1: 55}}
-	if got := bestEpochs(rows, 3); !reflect.DeepEqual(got, []int{3, 5, 4}) {
+	if got := bestEpochs(rows, 3, splitTest); !reflect.DeepEqual(got, []int{3, 5, 4}) {
 		t.Errorf("best 3 epochs %v, want [3 5 4] (ties keep the earlier epoch first, NaN never counts)", got)
 	}
-	if got := bestEpochs(rows, 0); len(got) != 0 {
+	if got := bestEpochs(rows, 0, splitTest); len(got) != 0 {
 		t.Errorf("best 0 epochs %v", got)
 	}
 }

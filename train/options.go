@@ -70,6 +70,15 @@ type Options struct {
 	LimitTrain int          `json:"limit-train"` // use the first N training images (0: all)
 	LimitEval  int          `json:"limit-eval"`  // use the first N test images (0: all)
 	EvalEvery  int          `json:"eval-every"`  // evaluate every N epochs (and after the last)
+	// ValSplit (--val-split) is the validation split that chooses best.pt
+	// and is reported each epoch (docs/MODEL-SELECTION.md): a fraction in
+	// (0, 1) of the training set held out per class with --split-seed, or
+	// "dataset" for the data set's own val split; "" for none.
+	ValSplit string `json:"val-split"`
+	// SelectOn (--select-on) is the split whose top-1 chooses best.pt and
+	// the --keep-checkpoints history: "val" or "test"; "" means val with a
+	// ValSplit and test without (selectionSplit).
+	SelectOn string `json:"select-on"`
 
 	// Overwrite lets the run replace a run already in Out (its files are
 	// removed first); without it such a folder is refused (ErrRunExists).
@@ -107,7 +116,8 @@ type Options struct {
 	// steps inside an epoch, bounding the work a crash loses.
 	SaveEverySteps int `json:"save-every-steps"`
 	// KeepCheckpoints, when positive, also keeps checkpoint-EPOCH.pt for
-	// the KeepCheckpoints evaluated epochs with the best test top-1.
+	// the KeepCheckpoints evaluated epochs with the best top-1 on the
+	// selection split (SelectOn), as best.pt.
 	KeepCheckpoints int `json:"keep-checkpoints"`
 	// TensorBoard, when set, is the folder the run writes TensorBoard
 	// event files to (--tensorboard; docs/LOGS.md).
@@ -268,7 +278,10 @@ func (o *Options) Validate() error {
 	case o.Out == "":
 		return fmt.Errorf("out: a run folder is required")
 	}
-	return o.validateAugment()
+	if err := o.validateAugment(); err != nil {
+		return err
+	}
+	return o.validateSelection()
 }
 
 // DeviceName is how flags and config.json name a device: cpu or cuda:N.

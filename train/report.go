@@ -7,7 +7,9 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/gsrmt/gsrmt/checkpoints"
 	"github.com/gsrmt/gsrmt/datasets"
@@ -15,9 +17,13 @@ import (
 	"github.com/gsrmt/gsrmt/internal/plot"
 )
 
-// MetricsColumns are metrics.csv's columns (CLI.md), then ema_test_top1 and
-// skipped_images (corrupt training images skipped in the epoch, --skip-bad-images).
-var MetricsColumns = []string{"epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "images_per_s", "seconds", "ema_test_top1", "skipped_images"}
+// MetricsColumns are metrics.csv's columns (CLI.md), then ema_test_top1,
+// skipped_images (corrupt training images skipped in the epoch,
+// --skip-bad-images), the validation split's columns (--val-split) and the
+// EMA's other columns (--ema), empty where not measured
+// (docs/MODEL-SELECTION.md).
+var MetricsColumns = []string{"epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "images_per_s", "seconds", "ema_test_top1", "skipped_images",
+	"val_loss", "val_top1", "val_top5", "ema_test_loss", "ema_test_top5", "ema_val_loss", "ema_val_top1", "ema_val_top5"}
 
 func fmtFloat(v float64) string {
 	if math.IsNaN(v) {
@@ -37,7 +43,9 @@ func writeMetrics(dir string, rows []EpochMetrics, title string) error {
 		for _, m := range rows {
 			_ = w.Write([]string{strconv.Itoa(m.Epoch), fmtFloat(m.LR), fmtFloat(m.TrainLoss), fmtFloat(m.TrainTop1),
 				fmtFloat(m.TestLoss), fmtFloat(m.TestTop1), fmtFloat(m.TestTop5), fmtFloat(m.ImagesPerS), fmtFloat(m.Seconds),
-				fmtFloat(m.EMATop1), strconv.FormatInt(m.SkippedImages, 10)})
+				fmtFloat(m.EMATop1), strconv.FormatInt(m.SkippedImages, 10),
+				fmtFloat(m.ValLoss), fmtFloat(m.ValTop1), fmtFloat(m.ValTop5), fmtFloat(m.EMATestLoss), fmtFloat(m.EMATestTop5),
+				fmtFloat(m.EMAValLoss), fmtFloat(m.EMAValTop1), fmtFloat(m.EMAValTop5)})
 		}
 		w.Flush()
 		return w.Error()
@@ -86,18 +94,26 @@ type runConfig struct {
 	CropPadding    int     `json:"crop_padding"`
 	RandomErasing  float64 `json:"random_erasing"`
 	AugRepeats     int     `json:"aug_repeats"` // repeated augmentation's copies (0: off)
-	GradClip       float64 `json:"grad_clip"`
-	EMA            float64 `json:"ema"`
-	AMP            bool    `json:"amp"`
-	DropLast       bool    `json:"drop_last"`
-	Device         string  `json:"device"`
-	Threads        int     `json:"threads"`
-	Workers        int     `json:"workers"`
-	Seed           uint64  `json:"seed"`
-	LimitTrain     int     `json:"limit_train"`
-	LimitEval      int     `json:"limit_eval"`
-	EvalEvery      int     `json:"eval_every"`
-	Resume         string  `json:"resume,omitempty"`
+	// AA, Interpolation and RandomErasingMode are the augmentation flags
+	// that train_augment describes in words.
+	AA                string `json:"aa,omitempty"`
+	Interpolation     string `json:"interpolation,omitempty"`
+	RandomErasingMode string `json:"random_erasing_mode,omitempty"`
+	// TensorBoard says whether the run writes TensorBoard event files (a
+	// run started with --config writes them into its own folder).
+	TensorBoard bool    `json:"tensorboard"`
+	GradClip    float64 `json:"grad_clip"`
+	EMA         float64 `json:"ema"`
+	AMP         bool    `json:"amp"`
+	DropLast    bool    `json:"drop_last"`
+	Device      string  `json:"device"`
+	Threads     int     `json:"threads"`
+	Workers     int     `json:"workers"`
+	Seed        uint64  `json:"seed"`
+	LimitTrain  int     `json:"limit_train"`
+	LimitEval   int     `json:"limit_eval"`
+	EvalEvery   int     `json:"eval_every"`
+	Resume      string  `json:"resume,omitempty"`
 	// ResumeChanged lists the options this run changed from the checkpoint
 	// it resumed (ResumeMayChange), as "name old -> new".
 	ResumeChanged []string `json:"resume_changed,omitempty"`
@@ -116,6 +132,17 @@ type runConfig struct {
 	Finetune       string                      `json:"finetune,omitempty"`
 	FinetuneKey    string                      `json:"key,omitempty"`
 	FinetuneReport *checkpoints.FinetuneReport `json:"finetune_report,omitempty"`
+
+	// With a validation split (--val-split): its images and how they were
+	// drawn. SelectOn names the split whose top-1 chooses best.pt and the
+	// --keep-checkpoints history; Best and BestTest say what best.pt holds
+	// (docs/MODEL-SELECTION.md).
+	ValImages    int         `json:"val_images,omitempty"`
+	ValSplit     string      `json:"val_split,omitempty"`
+	ValSplitRule string      `json:"val_split_rule,omitempty"`
+	SelectOn     string      `json:"select_on"`
+	Best         *bestReport `json:"best,omitempty"`
+	BestTest     *EvalResult `json:"best_test,omitempty"`
 }
 
 // runInfo describes the run's data, for config.json and the checkpoints.
@@ -136,7 +163,8 @@ func writeConfig(path string, r *run) error {
 		Epochs:    o.Epochs, BatchSize: o.Batch, WorldSize: o.WorldSize, RankBatchSize: o.Batch / o.WorldSize, StepsPerEpoch: r.spe, LR: o.LR, MinLR: o.MinLR,
 		WarmupEpochs: o.WarmupEpochs, WarmupSteps: r.sched.WarmupSteps, Optimizer: "adamw (0.9, 0.999), eps 1e-8, decoupled decay, none on biases/norms/layerscale",
 		WeightDecay: o.WeightDecay, LabelSmoothing: o.LabelSmoothing, Mixup: o.Mixup, CutMix: o.CutMix, RandAugment: o.RandAugment, CropPadding: o.CropPadding,
-		RandomErasing: o.RandomErasing, AugRepeats: o.AugRepeats, GradClip: o.GradClip, EMA: o.EMA, AMP: o.AMP, DropLast: o.DropLast,
+		RandomErasing: o.RandomErasing, AugRepeats: o.AugRepeats, AA: o.AA, Interpolation: o.Interpolation,
+		RandomErasingMode: o.RandomErasingMode, TensorBoard: o.TensorBoard != "", GradClip: o.GradClip, EMA: o.EMA, AMP: o.AMP, DropLast: o.DropLast,
 		Device: DeviceName(o.Device), Threads: o.Threads, Workers: o.Workers, Seed: o.Seed,
 		LimitTrain: o.LimitTrain, LimitEval: o.LimitEval, EvalEvery: o.EvalEvery, Resume: o.Resume,
 		SaveEverySteps: o.SaveEverySteps, KeepCheckpoints: o.KeepCheckpoints, SkipBadImages: o.SkipBadImages, Download: o.Download,
@@ -151,6 +179,10 @@ func writeConfig(path string, r *run) error {
 	for _, m := range r.metrics {
 		c.SkippedImages += m.SkippedImages
 	}
+	c.SelectOn, c.Best, c.BestTest = o.selectionSplit(), r.bestReport(), r.bestTest
+	if r.data.Val != nil {
+		c.ValImages, c.ValSplit, c.ValSplitRule = r.data.Val.Len(), o.ValSplit, r.data.ValRule
+	}
 	if o.Dataset == "mini-imagenet" {
 		c.SplitRule = fmt.Sprintf("pooled: per class sorted by name, shuffled with seed %d, first 5/6 train, last 1/6 test", o.SplitSeed)
 	}
@@ -162,4 +194,28 @@ func writeConfig(path string, r *run) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// ConfigKeys lists the top-level keys a run's config.json may hold: the
+// JSON names of its fields, in order. Readers of config.json (train
+// --config) check their lists of known keys against it.
+func ConfigKeys() []string {
+	return jsonKeys(reflect.TypeOf(runConfig{}))
+}
+
+// jsonKeys are the JSON names of a struct's fields, with those of embedded
+// structs in their place.
+func jsonKeys(t reflect.Type) []string {
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			keys = append(keys, jsonKeys(f.Type)...)
+			continue
+		}
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" {
+			keys = append(keys, name)
+		}
+	}
+	return keys
 }

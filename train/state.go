@@ -14,7 +14,12 @@ import (
 // from the sections its components own: the model, AdamW, the schedule,
 // the EMA, libtorch's CPU generator, the metrics so far and the position
 // inside the current epoch.
-func (r *run) save(path string) error {
+func (r *run) save(path string) error { return r.saveWeights(path, sourceModel) }
+
+// saveWeights is save with the weights of source (sourceModel, or
+// sourceEMA: the EMA's, for a best.pt or history checkpoint chosen on the
+// EMA) as the file's model entry; the run info says which.
+func (r *run) saveWeights(path, source string) error {
 	o := &r.o
 	opt, err := r.opt.State(o.LR)
 	if err != nil {
@@ -33,6 +38,11 @@ func (r *run) save(path string) error {
 		return err
 	}
 	run := r.runInfo()
+	run.Weights = source
+	weights := r.model
+	if source == sourceEMA {
+		weights = r.ema.Model
+	}
 	extra := map[string]any{optionsKey: string(options)}
 	if err := r.finetuneExtra(extra); err != nil {
 		return err
@@ -45,9 +55,10 @@ func (r *run) save(path string) error {
 		Optimizer:   opt,
 		Scheduler:   r.sched.State(r.step),
 		RNG:         map[string]any{"seed": int64(o.Seed), "torch_cpu": rngTensor},
-		Metrics:     map[string]any{"best_top1": finiteOr(r.pos.BestTop1, -1), "best_epoch": int64(r.pos.BestEpoch)},
-		Position:    r.pos.state(),
-		Epochs:      epochRecords(r.metrics),
+		Metrics: map[string]any{"best_top1": finiteOr(r.pos.BestTop1, -1), "best_epoch": int64(r.pos.BestEpoch),
+			"best_source": r.pos.bestSource(), selectOnKey: o.selectionSplit()},
+		Position: r.pos.state(),
+		Epochs:   epochRecords(r.metrics),
 	}
 	if n := len(r.metrics); n > 0 {
 		last := r.metrics[n-1]
@@ -60,7 +71,7 @@ func (r *run) save(path string) error {
 			return err
 		}
 	}
-	return checkpoints.SaveTraining(path, r.model, st)
+	return checkpoints.SaveTraining(path, weights, st)
 }
 
 // restore loads a checkpoint written by save into the run: it checks that
@@ -73,6 +84,9 @@ func (r *run) restore(path string) error {
 	}
 	if err := r.checkRecorded(st); err != nil {
 		return err
+	}
+	if st.Run != nil && st.Run.Weights == sourceEMA {
+		return fmt.Errorf("its model entry holds the EMA's weights (a best.pt or history checkpoint chosen on the EMA), not the weights the optimizer state belongs to: resume from the run's last.pt")
 	}
 	if err := r.restoreFinetune(st.ConfigExtra); err != nil {
 		return err

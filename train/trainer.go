@@ -35,6 +35,16 @@ type EpochMetrics struct {
 	// SkippedImages counts training images of the epoch that failed to load
 	// and were skipped (--skip-bad-images).
 	SkippedImages int64 `json:"skipped_images"`
+	// The validation split's metrics (--val-split) and the EMA's on both
+	// splits (--ema); NaN when not evaluated (MetricsColumns).
+	ValLoss     float64 `json:"val_loss"`
+	ValTop1     float64 `json:"val_top1"`
+	ValTop5     float64 `json:"val_top5"`
+	EMATestLoss float64 `json:"ema_test_loss"`
+	EMATestTop5 float64 `json:"ema_test_top5"`
+	EMAValLoss  float64 `json:"ema_val_loss"`
+	EMAValTop1  float64 `json:"ema_val_top1"`
+	EMAValTop5  float64 `json:"ema_val_top5"`
 }
 
 // progress is the position inside an epoch, saved with an interrupted run.
@@ -46,9 +56,11 @@ type progress struct {
 	Seen      int64
 	Seconds   float64
 	LastLR    float64
-	BestTop1  float64
+	BestTop1  float64 // best top-1 on the selection split
 	BestEpoch int
 	Skipped   int64 // training images skipped so far in the epoch
+
+	BestSource string // whose weights reached BestTop1: sourceModel or sourceEMA
 }
 
 // Result summarises a finished (or interrupted) run.
@@ -56,8 +68,16 @@ type Result struct {
 	Metrics     []EpochMetrics
 	Interrupted bool // stopped by the context (Ctrl-C); last.pt holds the position
 	Steps       int64
-	Best        float64 // best test top-1
+	Best        float64 // best top-1 on the selection split (BestSplit)
 	RunDir      string
+	// BestEpoch, BestSplit and BestSource say which epoch best.pt holds,
+	// on which split it was chosen (val or test) and whose weights (model
+	// or ema); BestTest is best.pt's test result, measured at the end of a
+	// run chosen on its validation split (nil otherwise: then Best is it).
+	BestEpoch  int
+	BestSplit  string
+	BestSource string
+	BestTest   *EvalResult
 }
 
 // ErrNonFinite is returned when the loss, the logits or the model's weights
@@ -139,6 +159,11 @@ type run struct {
 	pos     progress
 	metrics []EpochMetrics
 
+	valL *datasets.Loader // the validation split's (--val-split); nil without
+	// bestTest is best.pt's test result, measured at the end of a run
+	// chosen on its validation split (finishRun); nil before or without.
+	bestTest *EvalResult
+
 	rep       replica  // the data-parallel group, if any
 	commSec   float64  // seconds of this epoch's steps spent in collectives
 	minBatch  int      // smallest batch the model trains on (gsrmt.MinTrainBatch)
@@ -159,6 +184,9 @@ func (r *run) close() {
 	}
 	if r.testL != nil {
 		r.testL.Close()
+	}
+	if r.valL != nil {
+		r.valL.Close()
 	}
 	if r.ema != nil {
 		r.ema.Close()
@@ -200,6 +228,11 @@ func (r *run) setup() error {
 	if r.testL, err = r.data.evalLoader(o, r.data.Test, o.Batch/o.WorldSize, r.rep.shard(false)); err != nil {
 		return fmt.Errorf("test data: %w", err)
 	}
+	if r.data.Val != nil {
+		if r.valL, err = r.data.evalLoader(o, r.data.Val, o.Batch/o.WorldSize, r.rep.shard(false)); err != nil {
+			return fmt.Errorf("validation data: %w", err)
+		}
+	}
 	r.lastSaved = -1
 	r.minBatch = gsrmt.MinTrainBatch(o.Model, o.ImgSize)
 	r.spe = r.trainL.NumBatches()
@@ -239,8 +272,9 @@ func (r *run) setup() error {
 			return err
 		}
 	}
-	fmt.Fprintf(o.Log, "training %s %s on %s (%d train / %d test images, %d classes) at %d px on %v: %d epochs of %d steps\n",
-		o.Model.Variant, o.Model.Preset, o.Dataset, r.data.Train.Len(), r.data.Test.Len(), len(r.classes), o.ImgSize, DeviceName(o.Device), o.Epochs, r.spe)
+	fmt.Fprintf(o.Log, "training %s %s on %s (%d train%s / %d test images, %d classes) at %d px on %v: %d epochs of %d steps; best.pt chosen on the %s split\n",
+		o.Model.Variant, o.Model.Preset, o.Dataset, r.data.Train.Len(), r.valCount(), r.data.Test.Len(), len(r.classes), o.ImgSize, DeviceName(o.Device), o.Epochs, r.spe,
+		o.selectionSplit())
 	return nil
 }
 
@@ -249,7 +283,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	res := &Result{RunDir: o.Out}
 	for epoch := r.pos.Epoch; epoch < o.Epochs; epoch++ {
 		if r.pos.Epoch != epoch {
-			r.pos = progress{Epoch: epoch, BestTop1: r.pos.BestTop1, BestEpoch: r.pos.BestEpoch}
+			r.pos = progress{Epoch: epoch, BestTop1: r.pos.BestTop1, BestEpoch: r.pos.BestEpoch, BestSource: r.pos.BestSource}
 		}
 		interrupted, err := r.trainEpoch(ctx, epoch)
 		if err != nil {
@@ -272,21 +306,28 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			break
 		}
 	}
+	if !res.Interrupted {
+		if err := r.finishRun(res); err != nil {
+			return nil, err
+		}
+	}
 	res.Metrics, res.Steps, res.Best = r.metrics, r.step, r.pos.BestTop1
+	res.BestEpoch, res.BestSplit, res.BestSource = r.pos.BestEpoch, o.selectionSplit(), r.pos.bestSource()
 	return res, nil
 }
 
 // endEpoch checks the model, evaluates it when due, and writes the epoch's
-// metrics and checkpoints: best.pt when the test top-1 improved, then last.pt.
+// metrics and checkpoints: best.pt when the selection split's top-1 improved
+// (improveBest), then last.pt.
 // A model that holds or computes non-finite values stops the run unsaved.
 func (r *run) endEpoch(epoch int) error {
 	o := &r.o
 	m := EpochMetrics{
 		Epoch: epoch + 1, LR: r.pos.LastLR,
 		TrainLoss: r.pos.LossSum / float64(r.pos.Seen), TrainTop1: 100 * float64(r.pos.Hits) / float64(r.pos.Seen),
-		TestLoss: math.NaN(), TestTop1: math.NaN(), TestTop5: math.NaN(), EMATop1: math.NaN(),
 		Seconds: r.pos.Seconds, ImagesPerS: float64(r.pos.Seen) / r.pos.Seconds, SkippedImages: r.pos.Skipped,
 	}
+	m.clearEval()
 	if err := r.rep.syncBuffers(r.model); err != nil { // every rank saves and evaluates rank 0's statistics
 		return err
 	}
@@ -312,12 +353,10 @@ func (r *run) endEpoch(epoch int) error {
 	// what fragmentation can add over a long run.
 	torch.TrimHeap()
 	restoreThreads()
-	r.pos = progress{Epoch: epoch + 1, BestTop1: r.pos.BestTop1, BestEpoch: r.pos.BestEpoch}
-	if !math.IsNaN(m.TestTop1) && m.TestTop1 > r.pos.BestTop1 {
-		r.pos.BestTop1, r.pos.BestEpoch = m.TestTop1, epoch+1
-		if err := r.saveBest(); err != nil {
-			return err
-		}
+	r.pos = progress{Epoch: epoch + 1, BestTop1: r.pos.BestTop1, BestEpoch: r.pos.BestEpoch, BestSource: r.pos.BestSource}
+	newBest, err := r.improveBest(m)
+	if err != nil {
+		return err
 	}
 	if err := r.updateHistory(epoch + 1); err != nil {
 		return err
@@ -339,32 +378,17 @@ func (r *run) endEpoch(epoch int) error {
 	if m.SkippedImages > 0 {
 		fmt.Fprintf(o.Log, "epoch %d: skipped %d training images that failed to load (--skip-bad-images)\n", m.Epoch, m.SkippedImages)
 	}
-	fmt.Fprintf(o.Log, "epoch %d/%d: lr %.3g, train loss %.4f, train top-1 %.2f %%, test loss %.4f, test top-1 %.2f %%, top-5 %.2f %%, %.0f images/s, %.1f s\n",
-		m.Epoch, o.Epochs, m.LR, m.TrainLoss, m.TrainTop1, m.TestLoss, m.TestTop1, m.TestTop5, m.ImagesPerS, m.Seconds)
+	fmt.Fprintln(o.Log, r.epochLine(m, newBest))
 	return nil
 }
 
-// evaluate fills m's test columns from the model (and the EMA's). Non-finite
-// logits or loss stop the run: such numbers describe a broken model.
+// evaluate fills m's columns of the splits due after the epoch
+// (epochSplits) from the model and its EMA.
 func (r *run) evaluate(epoch int, m *EpochMetrics) error {
-	o := &r.o
-	ev, err := Evaluate(r.model, r.testL, EvalOptions{Device: o.Device, Group: o.Group})
-	if err != nil {
-		return fmt.Errorf("evaluate after epoch %d: %w", epoch+1, err)
-	}
-	if !ev.Finite() {
-		return r.nonFinite(fmt.Sprintf("after epoch %d the model's test logits are non-finite for %d of %d images (loss %v)", epoch+1, ev.NonFinite, ev.Images, ev.Loss))
-	}
-	m.TestLoss, m.TestTop1, m.TestTop5 = ev.Loss, ev.Top1, ev.Top5
-	if r.ema != nil {
-		eev, err := Evaluate(r.ema.Model, r.testL, EvalOptions{Device: o.Device, Group: o.Group})
-		if err != nil {
-			return fmt.Errorf("evaluate the EMA after epoch %d: %w", epoch+1, err)
+	for _, s := range r.epochSplits() {
+		if err := r.evaluateOn(s, r.evaluated(), m, fmt.Sprintf("after epoch %d", epoch+1)); err != nil {
+			return err
 		}
-		if !eev.Finite() {
-			return r.nonFinite(fmt.Sprintf("after epoch %d the EMA's test logits are non-finite for %d of %d images", epoch+1, eev.NonFinite, eev.Images))
-		}
-		m.EMATop1 = eev.Top1
 	}
 	return nil
 }
@@ -410,7 +434,7 @@ func (r *run) savedSummary() string {
 		parts = append(parts, "this run wrote no checkpoint (the first is written at the end of epoch 1)")
 	}
 	if r.pos.BestEpoch > 0 {
-		parts = append(parts, fmt.Sprintf("%s holds epoch %d (test top-1 %.2f %%)", filepath.Join(o.Out, "best.pt"), r.pos.BestEpoch, r.pos.BestTop1))
+		parts = append(parts, fmt.Sprintf("%s holds %s", filepath.Join(o.Out, "best.pt"), r.bestSummary()))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -431,7 +455,7 @@ func (r *run) saveBest() error {
 	if !r.rep.writer() {
 		return nil
 	}
-	return r.save(filepath.Join(r.o.Out, "best.pt"))
+	return r.saveWeights(filepath.Join(r.o.Out, "best.pt"), r.pos.bestSource())
 }
 
 // writeConfig rewrites config.json (rank 0).
