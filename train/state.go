@@ -131,8 +131,8 @@ func (r *run) checkRecorded(st *checkpoints.TrainingState) error {
 		return fmt.Errorf("the checkpoint was trained with --seed %d, this run has --seed %d", s, r.o.Seed)
 	}
 	if s, ok := st.ConfigExtra[optionsKey].(string); ok {
-		var saved Options
-		if err := json.Unmarshal([]byte(s), &saved); err != nil {
+		saved, err := decodeOptions(s)
+		if err != nil {
 			return fmt.Errorf("the recorded training options: %w", err)
 		}
 		if bad := ResumeConflicts(&saved, &r.o); len(bad) > 0 {
@@ -209,11 +209,23 @@ func ReadOptions(path string) (*Options, error) {
 	if !ok {
 		return nil, nil
 	}
-	var o Options
-	if err := json.Unmarshal([]byte(s), &o); err != nil {
+	o, err := decodeOptions(s)
+	if err != nil {
 		return nil, fmt.Errorf("%s: the recorded training options: %w", path, err)
 	}
 	return &o, nil
+}
+
+// decodeOptions reads the options a checkpoint recorded (optionsKey), with
+// the defaults that later versions record explicitly filled in, so that they
+// compare equal to the options of a run that resumes them.
+func decodeOptions(s string) (Options, error) {
+	var o Options
+	if err := json.Unmarshal([]byte(s), &o); err != nil {
+		return o, err
+	}
+	o.resolveSelectOn()
+	return o, nil
 }
 
 func finiteOr(v, def float64) float64 {

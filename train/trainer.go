@@ -99,6 +99,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	o.resolveSelectOn()
 	if o.AMP && o.Device == gotch.CPU {
 		return nil, fmt.Errorf("amp: --amp is bf16 autocast on CUDA; this run is on the CPU (run without --amp, or pick --device cuda)")
 	}
