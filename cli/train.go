@@ -97,7 +97,8 @@ func trainCommand() *cli.Command {
 	optimization := []cli.Flag{
 		&cli.StringFlag{Name: "recipe", Value: "default", Usage: "default (RMT/DeiT), cifar or mini-imagenet: sets the hyper-parameters below, which flags override"},
 		&cli.IntFlag{Name: "epochs", Value: 300, Usage: "training epochs"},
-		&cli.IntFlag{Name: "batch-size", Value: 128, Usage: "images per step (the global batch in a distributed run)"},
+		&cli.IntFlag{Name: "batch-size", Value: 128, Usage: "images per forward/backward (the global batch in a distributed run); a step takes --grad-accum-steps of them"},
+		&cli.IntFlag{Name: "grad-accum-steps", Value: 1, Usage: "sum the gradients of N batches per optimizer step (effective batch N x --batch-size, as timm; the recipe's lr scales with it)"},
 		&cli.Float64Flag{Name: "lr", Usage: "peak learning rate (default: the recipe's, 5e-4 x batch/512)"},
 		&cli.Float64Flag{Name: "min-lr", Usage: "final learning rate of the cosine (default 1e-5)"},
 		&cli.Float64Flag{Name: "weight-decay", Usage: "AdamW's decoupled weight decay (default 0.05)"},
@@ -105,7 +106,9 @@ func trainCommand() *cli.Command {
 		&cli.Float64Flag{Name: "label-smoothing", Usage: "label smoothing (default 0.1)"},
 		&cli.Float64Flag{Name: "grad-clip", Usage: "clip the global gradient norm to this value (0: off)"},
 		&cli.Float64Flag{Name: "ema", Usage: "keep an EMA of the weights with this decay, e.g. 0.9998 (0: off)"},
-		&cli.BoolFlag{Name: "amp", Usage: "bf16 autocast (CUDA only)"},
+		&cli.BoolFlag{Name: "amp", Usage: "autocast on CUDA: bf16; --amp fp16 for fp16 with dynamic loss scaling (V100, T4)"},
+		&cli.StringFlag{Name: "amp-dtype", Value: "bf16", Usage: "--amp's precision: " + ampDTypeNames + " (--amp fp16 sets it)"},
+		&cli.BoolFlag{Name: "checkpoint-activations", Usage: "recompute each stage's activations in backward instead of keeping them: less memory, ~1 more forward per step"},
 		&cli.BoolFlag{Name: "drop-last", Value: true, Usage: "drop the last partial training batch"},
 		&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "seeds libtorch and every Go random source"},
 	}
@@ -154,6 +157,9 @@ Examples:
        --variant swat --preset tiny --out runs/cifar-swat
    gsrmt-cli train --dataset mini-imagenet --data-dir data/mini-imagenet --recipe mini-imagenet \
        --variant retention --preset paper --batch-size 128 --amp --device cuda --out runs/mini-ret
+   gsrmt-cli train --dataset mini-imagenet --data-dir data/mini-imagenet --recipe mini-imagenet \
+       --variant retention --preset paper --batch-size 64 --grad-accum-steps 2 \
+       --checkpoint-activations --amp fp16 --device cuda --out runs/mini-ret-t4   # 24 GB, no bf16
    gsrmt-cli train --resume runs/cifar-swat/last.pt
    gsrmt-cli train --resume runs/cifar-swat/last.pt --epochs 400   # extend a finished run`,
 		Flags:  flags,
@@ -220,7 +226,7 @@ func trainReport(res *train.Result) map[string]any {
 		out["last"] = map[string]any{"epoch": m.Epoch, "lr": m.LR, "train_loss": jsonFloat(m.TrainLoss),
 			"train_top1": jsonFloat(m.TrainTop1), "test_loss": jsonFloat(m.TestLoss), "test_top1": jsonFloat(m.TestTop1),
 			"test_top5": jsonFloat(m.TestTop5), "ema_test_top1": jsonFloat(m.EMATop1), "images_per_s": m.ImagesPerS,
-			"seconds": m.Seconds, "skipped_images": m.SkippedImages}
+			"seconds": m.Seconds, "skipped_images": m.SkippedImages, "skipped_steps": m.SkippedSteps}
 	}
 	return out
 }
@@ -302,6 +308,9 @@ func trainOptions(c *cli.Context) (train.Options, error) {
 	if o.Device, err = parseDevice(c.String("device")); err != nil {
 		return o, err
 	}
+	if err := applyPrecisionFlags(c, &o); err != nil {
+		return o, err
+	}
 	if err := applyRuntime(c); err != nil {
 		return o, err
 	}
@@ -380,7 +389,7 @@ func freshOptions(c *cli.Context) (train.Options, error) {
 	} else if n := datasets.NativeSide(dataset); n > 0 {
 		o.ImgSize = n
 	}
-	o.Batch = c.Int("batch-size")
+	o.Batch, o.GradAccumSteps = c.Int("batch-size"), c.Int("grad-accum-steps")
 	recipe := c.String("recipe")
 	if err := oneOfFlag("recipe", recipe, train.Recipes); err != nil {
 		return o, err
@@ -422,7 +431,8 @@ func applyTrainFlags(c *cli.Context, o *train.Options) {
 		}
 	}
 	ints := map[string]*int{"crop-padding": &o.CropPadding, "limit-train": &o.LimitTrain, "limit-eval": &o.LimitEval, "eval-every": &o.EvalEvery,
-		"save-every-steps": &o.SaveEverySteps, "keep-checkpoints": &o.KeepCheckpoints, "img-size": &o.ImgSize, "batch-size": &o.Batch, "epochs": &o.Epochs}
+		"save-every-steps": &o.SaveEverySteps, "keep-checkpoints": &o.KeepCheckpoints, "img-size": &o.ImgSize, "batch-size": &o.Batch, "epochs": &o.Epochs,
+		"grad-accum-steps": &o.GradAccumSteps}
 	for name, dst := range ints {
 		if c.IsSet(name) {
 			*dst = c.Int(name)

@@ -591,7 +591,8 @@ func toOldLayout(t *testing.T, path string) {
 	goName := map[string]string{"epoch": "Epoch", "batch": "Batch", "loss_sum": "LossSum", "hits": "Hits", "seen": "Seen",
 		"seconds": "Seconds", "last_lr": "LastLR", "best_top1": "BestTop1", "best_epoch": "BestEpoch", "skipped": "Skipped",
 		"lr": "LR", "train_loss": "TrainLoss", "train_top1": "TrainTop1", "test_loss": "TestLoss", "test_top1": "TestTop1",
-		"test_top5": "TestTop5", "ema_test_top1": "EMATop1", "images_per_s": "ImagesPerS", "skipped_images": "SkippedImages"}
+		"test_top5": "TestTop5", "ema_test_top1": "EMATop1", "images_per_s": "ImagesPerS", "skipped_images": "SkippedImages",
+		"skipped_steps": "SkippedSteps"}
 	oldJSON := func(v any) string {
 		var conv func(v any) any
 		conv = func(v any) any {

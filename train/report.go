@@ -15,9 +15,11 @@ import (
 	"github.com/gsrmt/gsrmt/internal/plot"
 )
 
-// MetricsColumns are metrics.csv's columns (CLI.md), then ema_test_top1 and
-// skipped_images (corrupt training images skipped in the epoch, --skip-bad-images).
-var MetricsColumns = []string{"epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "images_per_s", "seconds", "ema_test_top1", "skipped_images"}
+// MetricsColumns are metrics.csv's columns (CLI.md), then ema_test_top1,
+// skipped_images (corrupt training images skipped in the epoch, --skip-bad-images)
+// and skipped_steps (optimizer steps skipped for non-finite fp16 gradients).
+var MetricsColumns = []string{"epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "images_per_s", "seconds", "ema_test_top1", "skipped_images",
+	"skipped_steps"}
 
 func fmtFloat(v float64) string {
 	if math.IsNaN(v) {
@@ -37,7 +39,7 @@ func writeMetrics(dir string, rows []EpochMetrics, title string) error {
 		for _, m := range rows {
 			_ = w.Write([]string{strconv.Itoa(m.Epoch), fmtFloat(m.LR), fmtFloat(m.TrainLoss), fmtFloat(m.TrainTop1),
 				fmtFloat(m.TestLoss), fmtFloat(m.TestTop1), fmtFloat(m.TestTop5), fmtFloat(m.ImagesPerS), fmtFloat(m.Seconds),
-				fmtFloat(m.EMATop1), strconv.FormatInt(m.SkippedImages, 10)})
+				fmtFloat(m.EMATop1), strconv.FormatInt(m.SkippedImages, 10), strconv.FormatInt(m.SkippedSteps, 10)})
 		}
 		w.Flush()
 		return w.Error()
@@ -103,6 +105,16 @@ type runConfig struct {
 	// SkippedImages counts the training images skipped so far because they
 	// failed to load (--skip-bad-images); per epoch in metrics.csv.
 	SkippedImages int64 `json:"skipped_images"`
+	// SkippedSteps counts the optimizer steps skipped so far for non-finite
+	// fp16 gradients; per epoch in metrics.csv.
+	SkippedSteps int64 `json:"skipped_steps"`
+	// GradAccumSteps micro-batches of BatchSize images make one optimizer
+	// step (EffectiveBatch images); CheckpointActivations recomputes the
+	// stages in backward; AMPDType is autocast's dtype with AMP.
+	GradAccumSteps        int    `json:"grad_accum_steps"`
+	EffectiveBatch        int    `json:"effective_batch_size"`
+	CheckpointActivations bool   `json:"checkpoint_activations"`
+	AMPDType              string `json:"amp_dtype,omitempty"`
 }
 
 // runInfo describes the run's data, for config.json and the checkpoints.
@@ -135,6 +147,11 @@ func writeConfig(path string, r *run) error {
 	}
 	for _, m := range r.metrics {
 		c.SkippedImages += m.SkippedImages
+		c.SkippedSteps += m.SkippedSteps
+	}
+	c.GradAccumSteps, c.EffectiveBatch, c.CheckpointActivations = o.GradAccumSteps, o.Batch*o.GradAccumSteps, o.CheckpointActivations
+	if o.AMP {
+		c.AMPDType = o.AMPDType
 	}
 	if o.Dataset == "mini-imagenet" {
 		c.SplitRule = fmt.Sprintf("pooled: per class sorted by name, shuffled with seed %d, first 5/6 train, last 1/6 test", o.SplitSeed)

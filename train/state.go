@@ -56,6 +56,9 @@ func (r *run) save(path string) error {
 			return err
 		}
 	}
+	if r.scaler != nil {
+		st.Scaler = r.scaler.State()
+	}
 	return checkpoints.SaveTraining(path, r.model, st)
 }
 
@@ -82,6 +85,11 @@ func (r *run) restore(path string) error {
 		}
 		if err := r.ema.SetState(st.EMA); err != nil {
 			return fmt.Errorf("ema: %w", err)
+		}
+	}
+	if r.scaler != nil && st.Scaler != nil { // none: a fresh scale, as GradScaler's
+		if err := r.scaler.SetState(st.Scaler); err != nil {
+			return err
 		}
 	}
 	if t, ok := st.RNG["torch_cpu"].(*checkpoints.Tensor); ok {
@@ -114,6 +122,7 @@ func (r *run) checkRecorded(st *checkpoints.TrainingState) error {
 		if err := json.Unmarshal([]byte(s), &saved); err != nil {
 			return fmt.Errorf("the recorded training options: %w", err)
 		}
+		saved.fillDefaults()
 		if bad := ResumeConflicts(&saved, &r.o); len(bad) > 0 {
 			return fmt.Errorf("%s: resume with the checkpoint's options (drop those flags) or start a new run", strings.Join(bad, "; "))
 		}
@@ -192,6 +201,7 @@ func ReadOptions(path string) (*Options, error) {
 	if err := json.Unmarshal([]byte(s), &o); err != nil {
 		return nil, fmt.Errorf("%s: the recorded training options: %w", path, err)
 	}
+	o.fillDefaults()
 	return &o, nil
 }
 
