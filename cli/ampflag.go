@@ -14,6 +14,26 @@ import (
 // boolean flag takes no value, so train's arguments are rewritten into
 // that form before parsing.
 
+// precisionFlags are train's flags for memory and precision
+// (docs/MEMORY-AND-PRECISION.md); --amp itself is among the optimization flags.
+func precisionFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "grad-accum-steps", Value: 1, Usage: "sum the gradients of N batches per optimizer step (effective batch N x --batch-size, as timm; the recipe's lr scales with it)"},
+		&cli.StringFlag{Name: "amp-dtype", Value: "bf16", Usage: "--amp's precision: " + ampDTypeNames + " (--amp fp16 sets it)"},
+		&cli.BoolFlag{Name: "checkpoint-activations", Usage: "recompute each stage's activations in backward instead of keeping them: less memory, one more forward of the stages per step"},
+	}
+}
+
+// precisionHelp is the paragraph of train's --help about these flags.
+const precisionHelp = `
+Memory and precision (docs/MEMORY-AND-PRECISION.md): --grad-accum-steps N sums the gradients of N
+batches of --batch-size images per optimizer step (effective batch N x --batch-size, as timm; epochs,
+warmup and the schedule count optimizer steps); --checkpoint-activations recomputes each stage in
+backward instead of keeping its activations; --amp is bf16 autocast, --amp fp16 is fp16 autocast with
+dynamic loss scaling for GPUs without bf16 (steps with inf/NaN gradients are skipped and counted in
+metrics.csv's skipped_steps).
+`
+
 // ampDTypes maps each accepted spelling to train's name for it.
 var ampDTypes = map[string]string{
 	"fp16": train.AMPFloat16, "float16": train.AMPFloat16, "half": train.AMPFloat16,

@@ -98,7 +98,6 @@ func trainCommand() *cli.Command {
 		&cli.StringFlag{Name: "recipe", Value: "default", Usage: "default (RMT/DeiT), cifar or mini-imagenet: sets the hyper-parameters below, which flags override"},
 		&cli.IntFlag{Name: "epochs", Value: 300, Usage: "training epochs"},
 		&cli.IntFlag{Name: "batch-size", Value: 128, Usage: "images per forward/backward (the global batch in a distributed run); a step takes --grad-accum-steps of them"},
-		&cli.IntFlag{Name: "grad-accum-steps", Value: 1, Usage: "sum the gradients of N batches per optimizer step (effective batch N x --batch-size, as timm; the recipe's lr scales with it)"},
 		&cli.Float64Flag{Name: "lr", Usage: "peak learning rate (default: the recipe's, 5e-4 x batch/512)"},
 		&cli.Float64Flag{Name: "min-lr", Usage: "final learning rate of the cosine (default 1e-5)"},
 		&cli.Float64Flag{Name: "weight-decay", Usage: "AdamW's decoupled weight decay (default 0.05)"},
@@ -107,11 +106,10 @@ func trainCommand() *cli.Command {
 		&cli.Float64Flag{Name: "grad-clip", Usage: "clip the global gradient norm to this value (0: off)"},
 		&cli.Float64Flag{Name: "ema", Usage: "keep an EMA of the weights with this decay, e.g. 0.9998 (0: off)"},
 		&cli.BoolFlag{Name: "amp", Usage: "autocast on CUDA: bf16; --amp fp16 for fp16 with dynamic loss scaling (V100, T4)"},
-		&cli.StringFlag{Name: "amp-dtype", Value: "bf16", Usage: "--amp's precision: " + ampDTypeNames + " (--amp fp16 sets it)"},
-		&cli.BoolFlag{Name: "checkpoint-activations", Usage: "recompute each stage's activations in backward instead of keeping them: less memory, ~1 more forward per step"},
 		&cli.BoolFlag{Name: "drop-last", Value: true, Usage: "drop the last partial training batch"},
 		&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "seeds libtorch and every Go random source"},
 	}
+	optimization = append(optimization, precisionFlags()...)
 	augmentation := []cli.Flag{
 		&cli.Float64Flag{Name: "mixup", Usage: "Mixup alpha, 0 for off (default 0.8)"},
 		&cli.Float64Flag{Name: "cutmix", Usage: "CutMix alpha, 0 for off (default 1.0)"},
@@ -149,7 +147,7 @@ last.pt and best.pt (PyTorch-compatible checkpoints) and curves.png. Ctrl-C fini
 last.pt and exits 0; --resume last.pt continues exactly where it stopped, with the options it
 recorded (flags that contradict them are refused; --epochs may extend the run). A folder that holds
 a run is never overwritten unless --overwrite is given, and only one process trains into it at a time.
-
+` + precisionHelp + `
 Examples:
    gsrmt-cli train --dataset fashion-mnist --img-size 28 --variant swat --preset nano \
        --epochs 1 --batch-size 64 --threads 2 --out runs/fmnist
@@ -159,7 +157,7 @@ Examples:
        --variant retention --preset paper --batch-size 128 --amp --device cuda --out runs/mini-ret
    gsrmt-cli train --dataset mini-imagenet --data-dir data/mini-imagenet --recipe mini-imagenet \
        --variant retention --preset paper --batch-size 64 --grad-accum-steps 2 \
-       --checkpoint-activations --amp fp16 --device cuda --out runs/mini-ret-t4   # 24 GB, no bf16
+       --checkpoint-activations --amp fp16 --device cuda --out runs/mini-ret-t4   # a GPU without bf16
    gsrmt-cli train --resume runs/cifar-swat/last.pt
    gsrmt-cli train --resume runs/cifar-swat/last.pt --epochs 400   # extend a finished run`,
 		Flags:  flags,

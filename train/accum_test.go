@@ -151,3 +151,15 @@ func TestGradAccumGroups(t *testing.T) {
 		t.Errorf("groups end after batches %v, want [2 4 5]", ends)
 	}
 }
+
+// The recipe's learning rate scales with the effective batch, as timm's
+// global batch counts the accumulation steps: 5e-4 x 64 x 2 / 512.
+func TestRecipeLRScalesWithEffectiveBatch(t *testing.T) {
+	o := Options{Batch: 64, GradAccumSteps: 2}
+	if err := o.ApplyRecipe("default"); err != nil {
+		t.Fatal(err)
+	}
+	if want := 5e-4 * 128 / 512; math.Abs(o.LR-want) > 1e-18 {
+		t.Errorf("lr %v, want %v", o.LR, want)
+	}
+}
