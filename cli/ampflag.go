@@ -20,7 +20,7 @@ func precisionFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "grad-accum-steps", Value: 1, Usage: "sum the gradients of N batches per optimizer step (effective batch N x --batch-size, as timm; the recipe's lr scales with it)"},
 		&cli.StringFlag{Name: "amp-dtype", Value: "bf16", Usage: "--amp's precision: " + ampDTypeNames + " (--amp fp16 sets it)"},
-		&cli.BoolFlag{Name: "checkpoint-activations", Usage: "recompute each stage's activations in backward instead of keeping them: less memory, one more forward of the stages per step"},
+		&cli.BoolFlag{Name: "checkpoint-activations", Usage: "recompute each block's activations in backward instead of keeping them: less memory, one more forward per step"},
 	}
 }
 
@@ -28,7 +28,7 @@ func precisionFlags() []cli.Flag {
 const precisionHelp = `
 Memory and precision (docs/MEMORY-AND-PRECISION.md): --grad-accum-steps N sums the gradients of N
 batches of --batch-size images per optimizer step (effective batch N x --batch-size, as timm; epochs,
-warmup and the schedule count optimizer steps); --checkpoint-activations recomputes each stage in
+warmup and the schedule count optimizer steps); --checkpoint-activations recomputes each block in
 backward instead of keeping its activations; --amp is bf16 autocast, --amp fp16 is fp16 autocast with
 dynamic loss scaling for GPUs without bf16 (steps with inf/NaN gradients are skipped and counted in
 metrics.csv's skipped_steps).

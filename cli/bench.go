@@ -18,7 +18,7 @@ func benchCommand() *cli.Command {
 		&cli.IntFlag{Name: "steps", Value: 20, Usage: "timed steps (the medians are reported)"},
 		&cli.IntFlag{Name: "warmup", Value: 3, Usage: "untimed steps first"},
 		&cli.BoolFlag{Name: "amp", Usage: "bf16 autocast (CUDA only)"},
-		&cli.BoolFlag{Name: "checkpoint-activations", Usage: "training steps with activation checkpointing per stage (train's flag): compare peak_rss_mb / peak_device_mb"},
+		&cli.BoolFlag{Name: "checkpoint-activations", Usage: "training steps with activation checkpointing per block (train's flag): compare peak_rss_mb / peak_device_mb"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 		&cli.BoolFlag{Name: "csv", Usage: "print a CSV header and one row"},
 		&cli.StringFlag{Name: "memory-log", Usage: "write `FILE.csv` with the resident memory (step,rss_mb) every --memory-every training steps"},

@@ -8,16 +8,17 @@ import (
 	"github.com/sugarme/gotch/ts"
 )
 
-// Activation checkpointing per stage (torch.utils.checkpoint, which
-// libtorch's C++ API lacks), driven from Go: the training forward runs the
-// stem and the four stages without autograd, keeping only each segment's
-// input, and the head with autograd. Backward then walks the segments in
-// reverse: it recomputes one with autograd from its saved input (detached,
-// requiring grad), and backpropagates the gradient of its output through
-// it, which accumulates the segment's parameter gradients and yields the
-// gradient of its input for the segment before. At most one segment's
-// activations are alive at a time, for one extra forward of the stem and
-// stages.
+// Activation checkpointing (torch.utils.checkpoint, which libtorch's C++
+// API lacks), driven from Go, per block as timm's checkpoint_seq over each
+// stage's blocks: the segments are the stem and every block of every stage
+// (a stage's downsample runs with its last block). The training forward
+// runs them without autograd, keeping only each segment's input, and the
+// head with autograd. Backward then walks the segments in reverse: it
+// recomputes one with autograd from its saved input (detached, requiring
+// grad), and backpropagates the gradient of its output through it, which
+// accumulates the segment's parameter gradients and yields the gradient
+// of its input for the segment before. At most one block's activations
+// are alive at a time, for one extra forward of the stem and the blocks.
 //
 // The recomputation must repeat the forward exactly: drop-path masks are
 // recorded in the first pass and replayed (so the generator advances once,
@@ -30,8 +31,9 @@ type Recompute struct {
 	m *Model
 	// inputs[i] is segment i's input: the caller's images for the stem
 	// (i = 0, a handle of its own: the caller may drop x before Backward),
-	// the previous segment's output for stage i-1.
+	// the previous segment's output for the others.
 	inputs []*ts.Tensor
+	segs   []segmentRef
 	head   *ts.Tensor // the last stage's output, the head's input (requires grad)
 	// autocast, when set, is called with true before each recomputation
 	// and false after it, so that it runs in the forward's precision.
@@ -39,7 +41,7 @@ type Recompute struct {
 }
 
 // ForwardCheckpointed is Forward in training mode with activation
-// checkpointing per stage: it returns the logits and the Recompute whose
+// checkpointing per block: it returns the logits and the Recompute whose
 // Backward must be called with the loss (instead of the loss's own
 // backward), or Close when no backward follows. autocast, when not nil,
 // must switch the caller's autocast on and off: the caller runs this
@@ -48,7 +50,7 @@ type Recompute struct {
 func (m *Model) ForwardCheckpointed(x *ts.Tensor, autocast func(on bool) error) (logits *ts.Tensor, rc *Recompute, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	rc = &Recompute{m: m, autocast: autocast}
+	rc = &Recompute{m: m, autocast: autocast, segs: m.segments()}
 	defer func() {
 		if err != nil {
 			rc.Close()
@@ -63,10 +65,10 @@ func (m *Model) ForwardCheckpointed(x *ts.Tensor, autocast func(on bool) error) 
 	tape.startRecording()
 	h := x.MustShallowClone()
 	noGrad(func() {
-		for i := 0; i <= len(m.stages); i++ {
+		for _, seg := range rc.segs {
 			rc.inputs = append(rc.inputs, h)
 			tape.beginSegment()
-			h = m.segment(i, h)
+			h = m.segment(seg, h)
 		}
 	})
 	tape.stop()
@@ -76,16 +78,37 @@ func (m *Model) ForwardCheckpointed(x *ts.Tensor, autocast func(on bool) error) 
 	return m.headForward(sc, rc.head, true), rc, nil
 }
 
-// segment runs segment i in training mode (0: the stem, i: stage i-1) and
-// returns its output, which the caller owns.
-func (m *Model) segment(i int, h *ts.Tensor) *ts.Tensor {
+// segmentRef names a checkpointed segment: the stem (stage -1), or a block
+// of a stage, the last one with the stage's downsample.
+type segmentRef struct{ stage, block int }
+
+// segments lists the model's segments in forward order.
+func (m *Model) segments() []segmentRef {
+	segs := []segmentRef{{stage: -1}}
+	for s, st := range m.stages {
+		for b := range st.blocks {
+			segs = append(segs, segmentRef{stage: s, block: b})
+		}
+	}
+	return segs
+}
+
+// segment runs a segment in training mode on h and returns its output,
+// which the caller owns.
+func (m *Model) segment(seg segmentRef, h *ts.Tensor) *ts.Tensor {
 	sc := newScope()
 	defer sc.close()
 	var out *ts.Tensor
-	if i == 0 {
+	if seg.stage < 0 {
 		out = m.stemForward(sc, h, true)
 	} else {
-		out = m.stages[i-1].forward(sc, h, true)
+		st := m.stages[seg.stage]
+		size := shape(h)
+		b := st.blocks[seg.block]
+		out = sc.t(b.forward(h, true, st.tablesFor(int(size[1]), int(size[2])).forBlock(b.plan)))
+		if seg.block == len(st.blocks)-1 {
+			out = st.downsample(sc, out, true)
+		}
 	}
 	if !sc.forget(out) {
 		out = out.MustShallowClone() // a segment that returned its input
@@ -95,7 +118,7 @@ func (m *Model) segment(i int, h *ts.Tensor) *ts.Tensor {
 
 // Backward backpropagates loss, a scalar computed from the logits of
 // ForwardCheckpointed, into the parameters' gradients, recomputing the
-// stages and the stem on the way; it frees the saved inputs.
+// blocks and the stem on the way; it frees the saved inputs.
 func (rc *Recompute) Backward(loss *ts.Tensor) (err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -131,7 +154,7 @@ func (rc *Recompute) backwardSegment(i int, grad *ts.Tensor) (*ts.Tensor, error)
 	if err := rc.setAutocast(true); err != nil {
 		return nil, err
 	}
-	out := rc.m.segment(i, in)
+	out := rc.m.segment(rc.segs[i], in)
 	if err := rc.setAutocast(false); err != nil {
 		out.MustDrop()
 		return nil, err

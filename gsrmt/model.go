@@ -172,6 +172,12 @@ func (st *stage) forward(sc *scope, x *ts.Tensor, train bool) *ts.Tensor {
 		sc.release(x)
 		x = sc.t(next)
 	}
+	return st.downsample(sc, x, train)
+}
+
+// downsample is the stage's strided convolution and BatchNorm on its
+// output map x (B, h, w, C), registered in sc; the last stage returns x.
+func (st *stage) downsample(sc *scope, x *ts.Tensor, train bool) *ts.Tensor {
 	if st.downConv == nil {
 		return x
 	}

@@ -64,7 +64,7 @@ type BenchResult struct {
 	// step (total minus free, as nvidia-smi reports it: the CUDA context and
 	// what the caching allocator holds, which keeps a step's peak reserved).
 	PeakDeviceMB float64 `json:"peak_device_mb,omitempty"`
-	// CheckpointActivations: the training steps recomputed each stage in
+	// CheckpointActivations: the training steps recomputed each block in
 	// backward (--checkpoint-activations).
 	CheckpointActivations bool `json:"checkpoint_activations"`
 }
@@ -92,7 +92,7 @@ type BenchOptions struct {
 	// AMP runs the forward passes under bf16 autocast (CUDA only).
 	AMP bool
 	// CheckpointActivations runs the training steps with activation
-	// checkpointing per stage (train's --checkpoint-activations).
+	// checkpointing per block (train's --checkpoint-activations).
 	CheckpointActivations bool
 	// MemoryEvery, when positive, calls MemoryLog with the training step
 	// and the resident memory (VmRSS, MB, not trimmed) every MemoryEvery
@@ -241,7 +241,7 @@ type benchModel struct {
 	opt        *AdamW
 	x, labels  *ts.Tensor
 	amp        bool
-	checkpoint bool // activation checkpointing per stage
+	checkpoint bool // activation checkpointing per block
 }
 
 func newBenchModel(cfg gsrmt.Config, imgSize, batch int, dev gotch.Device, amp bool) (*benchModel, error) {

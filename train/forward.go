@@ -7,7 +7,7 @@ import (
 )
 
 // forwardTrain runs the model's training forward on x, under autocast with
-// --amp and with activation checkpointing per stage with
+// --amp and with activation checkpointing per block with
 // --checkpoint-activations, and returns the logits (the caller drops them)
 // and what backpropagates a loss computed from them.
 func (r *run) forwardTrain(x *ts.Tensor) (logits *ts.Tensor, bp backprop, err error) {

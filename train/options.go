@@ -55,7 +55,7 @@ type Options struct {
 	// gradients are summed before each optimizer step (timm's
 	// --grad-accum-steps): the effective batch is Batch x GradAccumSteps.
 	GradAccumSteps int `json:"grad-accum-steps"`
-	// CheckpointActivations recomputes each stage's activations in
+	// CheckpointActivations recomputes each block's activations in
 	// backward instead of keeping them (gsrmt.Model.ForwardCheckpointed).
 	CheckpointActivations bool `json:"-"`
 
