@@ -58,3 +58,40 @@ func TestGradAccumResumeMidEpoch(t *testing.T) {
 		t.Errorf("metrics.csv without timing:\nuninterrupted %q\nresumed %q", a, b)
 	}
 }
+
+// In a group, gradients are averaged once per step, after the last
+// micro-batch: 2 ranks x 8 images x 2 micro-batches with --sync-bn train as
+// one process x 16 x 2 (the same micro-batch statistics), to the float
+// rounding that another thread count already shows, with the replicas
+// identical after every step (--check-replicas).
+func TestDistributedGradAccum(t *testing.T) {
+	data := makeImageFolder(t, 22, 2) // 66 training images: 4 micro-batches of 16 per epoch (--drop-last)
+	base := t.TempDir()
+	run := func(name string, extra ...string) string {
+		out := filepath.Join(base, name)
+		args := distArgs(data, out, append([]string{"--batch-size", "16", "--grad-accum-steps", "2", "--crop-padding", "0",
+			"--eval-every", "2", "--dist-timeout", "120s", "--sync-bn"}, extra...)...)
+		if _, errOut, code := runCLI(t, args...); code != 0 {
+			t.Fatalf("train %s exited %d:\n%s", strings.Join(extra, " "), code, errOut)
+		}
+		return out
+	}
+	ref := run("one", "--threads", "2")
+	floorRun := run("one-thread", "--threads", "1")
+	two := run("two", "--nproc", "2", "--check-replicas")
+	a := openState(t, filepath.Join(ref, "last.pt"))
+	floor := compareStates(t, a, openState(t, filepath.Join(floorRun, "last.pt")))
+	s := openState(t, filepath.Join(two, "last.pt"))
+	got := compareStates(t, a, s)
+	tol := max(1e-4, 3*floor.rel)
+	t.Logf("after 4 steps: 1 thread differs by %.3g (relative, in %s), 2 ranks by %.3g (in %s)", floor.rel, floor.name, got.rel, got.name)
+	if got.rel > tol {
+		t.Errorf("2 ranks with --grad-accum-steps 2 differ from 1 process by %.3g (relative, in %s): want float rounding (%.3g)", got.rel, got.name, tol)
+	}
+	if steps := s["head.bn.num_batches_tracked"]; len(steps) != 1 || steps[0] != 8 {
+		t.Errorf("head.bn.num_batches_tracked = %v, want 8 (BatchNorm per micro-batch)", steps)
+	}
+	if cfg := readJSON(t, filepath.Join(two, "config.json")); cfg["steps_per_epoch"] != 2.0 || cfg["rank_batch_size"] != 8.0 {
+		t.Errorf("config.json: steps_per_epoch %v, rank_batch_size %v; want 2 and 8", cfg["steps_per_epoch"], cfg["rank_batch_size"])
+	}
+}
