@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/gsrmt/gsrmt/datasets"
 	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/gsrmt/gsrmt/internal/torch"
 	"github.com/sugarme/gotch"
@@ -134,5 +135,74 @@ func TestGradScalerSkipsNonFiniteStepsAndFollowsGradScalersRule(t *testing.T) {
 		}
 		s.Close()
 		fresh.Close()
+	}
+}
+
+// The trainer's step with the loss scaler (what --amp fp16 adds to a CUDA
+// step, here without autocast): a power-of-two scale leaves the unscaled
+// gradients and the update exactly those of the plain step; an inf in a
+// gradient (injected after backward, as an fp16 overflow leaves it) skips
+// the AdamW step, leaves the weights as they were, reports the skip and
+// halves the scale.
+func TestLossScalingInTrainStep(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	images, labels := accumData()
+	group := []*datasets.Batch{batchOf(images, labels, 0, 16), batchOf(images, labels, 16, 32)}
+	// step trains one step (with the scaler when scaled), an inf injected
+	// into the first gradient before the optimizer when overflow is set.
+	step := func(scaled, overflow bool) (grads, weights, before [][]float32, skipped bool, after float64, adamSteps int64) {
+		m := accumModel(t)
+		defer m.Close()
+		for _, p := range m.Trainable() {
+			before = append(before, vals(p))
+		}
+		opt, err := NewAdamW(m.Trainable(), DefaultAdamW())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer opt.Close()
+		o := Options{Device: gotch.CPU, GradAccumSteps: 2, GradClip: 5}
+		o.fillDefaults()
+		r := &run{o: o, model: m, opt: opt}
+		if scaled {
+			r.scaler = NewGradScaler(gotch.CPU)
+			defer r.scaler.Close()
+		}
+		if err := opt.ZeroGrad(); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range group { // trainStep, with the injection point
+			if _, err := r.microStep(b, len(group), false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if overflow {
+			first := m.Trainable()[0].Tensor.MustGrad(false).MustView([]int64{-1}, true).MustNarrow(0, 0, 1, true)
+			fill(first, math.Inf(1))
+			first.MustDrop()
+		}
+		if skipped, err = r.optimizerStep(1e-3); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range m.Trainable() {
+			grads = append(grads, gradVals(p))
+			weights = append(weights, vals(p))
+		}
+		if r.scaler != nil {
+			after = r.scaler.Scale()
+		}
+		return grads, weights, before, skipped, after, opt.Step
+	}
+	g0, w0, _, _, _, _ := step(false, false)
+	g1, w1, _, skipped1, after1, n1 := step(true, false)
+	if d, e := maxAbsDiff(g1, g0), maxAbsDiff(w1, w0); d != 0 || e != 0 || skipped1 || n1 != 1 || after1 != 65536 {
+		t.Errorf("scale 65536: gradients differ by %v, weights by %v; skipped %v, AdamW steps %d, scale after %v; want 0, 0, false, 1, 65536",
+			d, e, skipped1, n1, after1)
+	}
+	_, w2, before, skipped2, after2, n2 := step(true, true)
+	if d := maxAbsDiff(w2, before); d != 0 || !skipped2 || n2 != 0 || after2 != 32768 {
+		t.Errorf("an inf gradient: weights moved by %v, skipped %v, AdamW steps %d, scale after %v; want 0, true, 0, 32768",
+			d, skipped2, n2, after2)
 	}
 }
