@@ -2,6 +2,7 @@ package train
 
 import (
 	"math"
+	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -204,5 +205,44 @@ func TestLossScalingInTrainStep(t *testing.T) {
 	if d := maxAbsDiff(w2, before); d != 0 || !skipped2 || n2 != 0 || after2 != 32768 {
 		t.Errorf("an inf gradient: weights moved by %v, skipped %v, AdamW steps %d, scale after %v; want 0, true, 0, 32768",
 			d, skipped2, n2, after2)
+	}
+}
+
+// last.pt holds the scaler's state ("amp_scaler") and --resume restores it
+// into the resumed run's scaler.
+func TestScalerStateInRunCheckpoint(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	newRun := func() *run {
+		m := accumModel(t)
+		opt, err := NewAdamW(m.Trainable(), DefaultAdamW())
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := Options{Device: gotch.CPU, Epochs: 1, Batch: 16, AMP: true, AMPDType: AMPFloat16, Model: m.Config}
+		o.fillDefaults()
+		return &run{o: o, model: m, opt: opt, data: &DataPlan{}, scaler: NewGradScaler(gotch.CPU), classes: []string{"a", "b", "c", "d"}}
+	}
+	saved := newRun()
+	defer saved.close()
+	if err := saved.opt.Update(1e-3); err != nil { // moments to save (no gradients: a decay-only step)
+		t.Fatal(err)
+	}
+	want := saved.scaler.State()
+	want.Scale, want.GrowthTracker = 1024, 7
+	if err := saved.scaler.SetState(want); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "last.pt")
+	if err := saved.save(path); err != nil {
+		t.Fatal(err)
+	}
+	resumed := newRun()
+	defer resumed.close()
+	if err := resumed.restore(path); err != nil {
+		t.Fatal(err)
+	}
+	if got := resumed.scaler.State(); *got != *want {
+		t.Errorf("resumed scaler %+v, want %+v", got, want)
 	}
 }
