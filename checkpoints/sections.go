@@ -44,6 +44,33 @@ type SchedulerState struct {
 	Step        int64   `json:"step"`
 }
 
+// ScalerState is the "amp_scaler" section (timm's key): the dynamic loss
+// scale of fp16 training under the names of torch.cuda.amp.GradScaler's
+// state_dict(), so that a resumed run continues with the same scale.
+type ScalerState struct {
+	Scale          float64 `json:"scale"`
+	GrowthFactor   float64 `json:"growth_factor"`
+	BackoffFactor  float64 `json:"backoff_factor"`
+	GrowthInterval int64   `json:"growth_interval"`
+	GrowthTracker  int64   `json:"_growth_tracker"` // good steps since the scale last changed
+}
+
+// scalerFrom reads the "amp_scaler" section; absent or None is nil.
+func scalerFrom(v any) (*ScalerState, error) {
+	if v == nil {
+		return nil, nil
+	}
+	m, err := plainDict(v, "amp_scaler")
+	if err != nil {
+		return nil, err
+	}
+	s := &ScalerState{}
+	if err := decodePlain(m, reflect.ValueOf(s).Elem(), "amp_scaler"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // Position is where a run stands inside an epoch, so that an interrupted
 // run resumes at the next batch with the epoch's sums so far; stored in
 // "metrics" as "position". Its fields are those of the training loop's
@@ -63,6 +90,9 @@ type Position struct {
 	// BestSource is whose weights reached BestTop1: "model" or "ema"
 	// (empty in files written before it was recorded: the model's).
 	BestSource string `json:"best_source"`
+	// SkippedSteps counts the epoch's optimizer steps skipped so far for
+	// non-finite fp16 gradients (train's loss scaler).
+	SkippedSteps int64 `json:"skipped_steps"`
 }
 
 // EpochRecord is one finished epoch's metrics (a row of metrics.csv, as
@@ -83,14 +113,15 @@ type EpochRecord struct {
 	SkippedImages int64   `json:"skipped_images"`
 	// The validation split's metrics (--val-split), the EMA's on both
 	// splits (--ema); files written before these were recorded lack them.
-	ValLoss     float64 `json:"val_loss"`
-	ValTop1     float64 `json:"val_top1"`
-	ValTop5     float64 `json:"val_top5"`
-	EMATestLoss float64 `json:"ema_test_loss"`
-	EMATestTop5 float64 `json:"ema_test_top5"`
-	EMAValLoss  float64 `json:"ema_val_loss"`
-	EMAValTop1  float64 `json:"ema_val_top1"`
-	EMAValTop5  float64 `json:"ema_val_top5"`
+	ValLoss      float64 `json:"val_loss"`
+	ValTop1      float64 `json:"val_top1"`
+	ValTop5      float64 `json:"val_top5"`
+	EMATestLoss  float64 `json:"ema_test_loss"`
+	EMATestTop5  float64 `json:"ema_test_top5"`
+	EMAValLoss   float64 `json:"ema_val_loss"`
+	EMAValTop1   float64 `json:"ema_val_top1"`
+	EMAValTop5   float64 `json:"ema_val_top5"`
+	SkippedSteps int64   `json:"skipped_steps"` // optimizer steps skipped for non-finite fp16 gradients
 }
 
 // The "metrics" keys of the typed sections, and those of the JSON strings

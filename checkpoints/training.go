@@ -53,6 +53,7 @@ type TrainingState struct {
 	// "position" and "epochs" are Position's and Epochs'.
 	Metrics  map[string]any
 	Position *Position     // where an interrupted epoch stands; nil: none saved
+	Scaler   *ScalerState  // fp16 loss scaling ("amp_scaler"); nil: none saved
 	Epochs   []EpochRecord // the finished epochs' metrics; nil: none saved
 }
 
@@ -113,6 +114,11 @@ func trainingDict(m *gsrmt.Model, st *TrainingState) (*Dict, error) {
 		{Key: "scheduler", Value: sched}, {Key: "ema", Value: ema}, {Key: "rng", Value: rng},
 		{Key: "metrics", Value: metrics}, {Key: "format", Value: Format}} {
 		top.Set(e.Key, e.Value) // cannot fail: strings are hashable
+	}
+	if st.Scaler != nil {
+		if err := setPlain(top, scalerKey, *st.Scaler, ""); err != nil {
+			return nil, err
+		}
 	}
 	return top, nil
 }
@@ -201,7 +207,10 @@ func trainingFromValue(v any) (*TrainingState, error) {
 	return st, readPlainSections(top, st)
 }
 
-// readPlainSections reads "scheduler", "rng" and "metrics".
+// scalerKey is the fp16 loss scaler's entry, timm's name for it.
+const scalerKey = "amp_scaler"
+
+// readPlainSections reads "scheduler", "rng", "metrics" and "amp_scaler".
 func readPlainSections(top *Dict, st *TrainingState) error {
 	sv, _ := top.Get("scheduler")
 	var err error
@@ -216,7 +225,11 @@ func readPlainSections(top *Dict, st *TrainingState) error {
 	if st.Metrics, err = plainDict(mv, "metrics"); err != nil {
 		return err
 	}
-	st.Position, st.Epochs, err = takeMetricSections(st.Metrics)
+	if st.Position, st.Epochs, err = takeMetricSections(st.Metrics); err != nil {
+		return err
+	}
+	av, _ := top.Get(scalerKey)
+	st.Scaler, err = scalerFrom(av)
 	return err
 }
 

@@ -18,6 +18,7 @@ func benchCommand() *cli.Command {
 		&cli.IntFlag{Name: "steps", Value: 20, Usage: "timed steps (the medians are reported)"},
 		&cli.IntFlag{Name: "warmup", Value: 3, Usage: "untimed steps first"},
 		&cli.BoolFlag{Name: "amp", Usage: "bf16 autocast (CUDA only)"},
+		&cli.BoolFlag{Name: "checkpoint-activations", Usage: "training steps with activation checkpointing per block (train's flag): compare peak_rss_mb / peak_device_mb"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 		&cli.BoolFlag{Name: "csv", Usage: "print a CSV header and one row"},
 		&cli.StringFlag{Name: "memory-log", Usage: "write `FILE.csv` with the resident memory (step,rss_mb) every --memory-every training steps"},
@@ -117,7 +118,8 @@ func benchOptions(c *cli.Context) (gsrmt.Config, train.BenchOptions, error) {
 		return cfg, opts, usagef("--memory-every %d: want at least 1 step", c.Int("memory-every"))
 	}
 	opts = train.BenchOptions{ImgSize: cfg.ImageSize, Batch: c.Int("batch-size"), Steps: c.Int("steps"),
-		Warmup: c.Int("warmup"), Device: dev, AMP: c.Bool("amp"), Profile: c.String("profile")}
+		Warmup: c.Int("warmup"), Device: dev, AMP: c.Bool("amp"), Profile: c.String("profile"),
+		CheckpointActivations: c.Bool("checkpoint-activations")}
 	return cfg, opts, nil
 }
 

@@ -75,7 +75,7 @@ func main() {
 	}
 	quietSysmon()
 	app := newApp()
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(splitAMPValue(os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "gsrmt-cli:", err)
 		os.Exit(exitCode(err))
 	}

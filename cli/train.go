@@ -99,7 +99,7 @@ func trainCommand() *cli.Command {
 	optimization := []cli.Flag{
 		&cli.StringFlag{Name: "recipe", Value: "default", Usage: "default (DeiT's optimizer and mixing), cifar, mini-imagenet, or rmt (RMT's main.py: timm RandAugment, bicubic, 3 repeats, EMA; docs/RECIPES.md): sets the hyper-parameters below, which flags override"},
 		&cli.IntFlag{Name: "epochs", Value: 300, Usage: "training epochs"},
-		&cli.IntFlag{Name: "batch-size", Value: 128, Usage: "images per step (the global batch in a distributed run)"},
+		&cli.IntFlag{Name: "batch-size", Value: 128, Usage: "images per forward/backward (the global batch in a distributed run); a step takes --grad-accum-steps of them"},
 		&cli.Float64Flag{Name: "lr", Usage: "peak learning rate (default: the recipe's, 5e-4 x batch/512)"},
 		&cli.Float64Flag{Name: "min-lr", Usage: "final learning rate of the cosine (default 1e-5)"},
 		&cli.Float64Flag{Name: "weight-decay", Usage: "AdamW's decoupled weight decay (default 0.05)"},
@@ -107,10 +107,11 @@ func trainCommand() *cli.Command {
 		&cli.Float64Flag{Name: "label-smoothing", Usage: "label smoothing (default 0.1)"},
 		&cli.Float64Flag{Name: "grad-clip", Usage: "clip the global gradient norm to this value (0: off)"},
 		&cli.Float64Flag{Name: "ema", Usage: "keep an EMA of the weights with this decay, e.g. 0.9998 (0: off)"},
-		&cli.BoolFlag{Name: "amp", Usage: "bf16 autocast (CUDA only)"},
+		&cli.BoolFlag{Name: "amp", Usage: "autocast on CUDA: bf16; --amp fp16 for fp16 with dynamic loss scaling (V100, T4)"},
 		&cli.BoolFlag{Name: "drop-last", Value: true, Usage: "drop the last partial training batch"},
 		&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "seeds libtorch and every Go random source"},
 	}
+	optimization = append(optimization, precisionFlags()...)
 	augmentation := []cli.Flag{
 		&cli.Float64Flag{Name: "mixup", Usage: "Mixup alpha, 0 for off (default 0.8)"},
 		&cli.Float64Flag{Name: "cutmix", Usage: "CutMix alpha, 0 for off (default 1.0)"},
@@ -158,6 +159,7 @@ best.pt holds the epoch with the best top-1 on the --select-on split (the --val-
 split, else the test split), from the model or its --ema, whichever scored better; with a
 validation split the test split is evaluated once, at the end (docs/MODEL-SELECTION.md).
 
+` + precisionHelp + `
 Examples:
    gsrmt-cli train --dataset fashion-mnist --img-size 28 --variant swat --preset nano \
        --epochs 1 --batch-size 64 --threads 2 --out runs/fmnist
@@ -169,6 +171,9 @@ Examples:
        --variant retention --preset paper --batch-size 1024 --nproc 8 --device cuda --out runs/rmt
    gsrmt-cli train --dataset cifar10 --data-dir data/cifar10 --recipe cifar --variant swat --preset tiny \
        --val-split 0.1 --ema 0.9998 --out runs/cifar-val   # best.pt chosen on 10 % of train, test measured at the end
+   gsrmt-cli train --dataset mini-imagenet --data-dir data/mini-imagenet --recipe mini-imagenet \
+       --variant retention --preset paper --batch-size 64 --grad-accum-steps 2 \
+       --checkpoint-activations --amp fp16 --device cuda --out runs/mini-ret-t4   # a GPU without bf16
    gsrmt-cli train --resume runs/cifar-swat/last.pt
    gsrmt-cli train --resume runs/cifar-swat/last.pt --epochs 400   # extend a finished run
    gsrmt-cli train --config runs/cifar-swat/config.json --seed 1 --out runs/cifar-swat-s1 --tensorboard
@@ -256,7 +261,8 @@ func trainReport(res *train.Result) map[string]any {
 			"seconds": m.Seconds, "skipped_images": m.SkippedImages,
 			"val_loss": jsonFloat(m.ValLoss), "val_top1": jsonFloat(m.ValTop1), "val_top5": jsonFloat(m.ValTop5),
 			"ema_test_loss": jsonFloat(m.EMATestLoss), "ema_test_top5": jsonFloat(m.EMATestTop5),
-			"ema_val_loss": jsonFloat(m.EMAValLoss), "ema_val_top1": jsonFloat(m.EMAValTop1), "ema_val_top5": jsonFloat(m.EMAValTop5)}
+			"ema_val_loss": jsonFloat(m.EMAValLoss), "ema_val_top1": jsonFloat(m.EMAValTop1), "ema_val_top5": jsonFloat(m.EMAValTop5),
+			"skipped_steps": m.SkippedSteps}
 	}
 	return out
 }
@@ -344,6 +350,9 @@ func trainOptions(c *cli.Context) (train.Options, error) {
 	if o.Device, err = parseDevice(c.String("device")); err != nil {
 		return o, err
 	}
+	if err := applyPrecisionFlags(c, &o); err != nil {
+		return o, err
+	}
 	if err := applyRuntime(c); err != nil {
 		return o, err
 	}
@@ -422,7 +431,7 @@ func freshOptions(c *cli.Context) (train.Options, error) {
 	} else if n := datasets.NativeSide(dataset); n > 0 {
 		o.ImgSize = n
 	}
-	o.Batch = c.Int("batch-size")
+	o.Batch, o.GradAccumSteps = c.Int("batch-size"), c.Int("grad-accum-steps")
 	recipe := c.String("recipe")
 	if err := oneOfFlag("recipe", recipe, train.Recipes); err != nil {
 		return o, err
@@ -464,7 +473,8 @@ func applyTrainFlags(c *cli.Context, o *train.Options) {
 		}
 	}
 	ints := map[string]*int{"aug-repeats": &o.AugRepeats, "crop-padding": &o.CropPadding, "limit-train": &o.LimitTrain, "limit-eval": &o.LimitEval, "eval-every": &o.EvalEvery,
-		"save-every-steps": &o.SaveEverySteps, "keep-checkpoints": &o.KeepCheckpoints, "img-size": &o.ImgSize, "batch-size": &o.Batch, "epochs": &o.Epochs}
+		"save-every-steps": &o.SaveEverySteps, "keep-checkpoints": &o.KeepCheckpoints, "img-size": &o.ImgSize, "batch-size": &o.Batch, "epochs": &o.Epochs,
+		"grad-accum-steps": &o.GradAccumSteps}
 	for name, dst := range ints {
 		if c.IsSet(name) {
 			*dst = c.Int(name)

@@ -48,6 +48,7 @@ type block struct {
 	attn         *attention
 	fc1, fc2     *linear
 	dwconv       *conv2d
+	tape         *dropTape // the model's, shared by its blocks
 }
 
 type head struct {
@@ -95,7 +96,7 @@ func newStage(r *registry, v Variant, sp StagePlan) *stage {
 
 func newBlock(r *registry, sp StagePlan, bp BlockPlan, wt weighting) *block {
 	dim, name := sp.Dim, bp.Name
-	b := &block{plan: bp}
+	b := &block{plan: bp, tape: r.tape}
 	if sp.LayerScale {
 		// PyTorch lists a module's own parameters before its children's.
 		b.ls1 = r.add(name+".ls1", r.full(1e-6, int64(dim)), true, true)
@@ -126,6 +127,16 @@ func (m *Model) Forward(x *ts.Tensor, train bool) (logits *ts.Tensor, err error)
 	sc := newScope()
 	defer sc.close()
 
+	h := m.stemForward(sc, x, train) // channels-last (B, h, w, C0)
+	for _, st := range m.stages {
+		h = st.forward(sc, h, train) // (B, h, w, C_s), then (B, h/2, w/2, C_s+1) after a downsample
+	}
+	return m.headForward(sc, h, train), nil // (B, classes)
+}
+
+// stemForward runs the convolutional stem on images (B, C, H, W) and
+// returns the channels-last map (B, h, w, C0), registered in sc.
+func (m *Model) stemForward(sc *scope, x *ts.Tensor, train bool) *ts.Tensor {
 	h := x
 	for i := range m.stem.conv {
 		h = sc.t(m.stem.conv[i].forward(h))      // (B, C, H', W')
@@ -134,15 +145,17 @@ func (m *Model) Forward(x *ts.Tensor, train bool) (logits *ts.Tensor, err error)
 			h = sc.gelu(h)
 		}
 	}
-	h = sc.permute(h, 0, 2, 3, 1) // channels-last (B, h, w, C0)
-	for _, st := range m.stages {
-		h = st.forward(sc, h, train) // (B, h, w, C_s), then (B, h/2, w/2, C_s+1) after a downsample
-	}
+	return sc.permute(h, 0, 2, 3, 1)
+}
+
+// headForward runs the head on the last stage's map (B, h, w, C3) and
+// returns the logits (B, classes), which the caller owns.
+func (m *Model) headForward(sc *scope, h *ts.Tensor, train bool) *ts.Tensor {
 	p := sc.t(m.head.proj.forward(h))              // (B, h, w, 1024)
 	p = sc.permute(p, 0, 3, 1, 2)                  // (B, 1024, h, w)
 	p = sc.silu(sc.t(m.head.bn.forward(p, train))) // (B, 1024, h, w)
 	pooled := sc.mean(p, 2, 3)                     // (B, 1024)
-	return m.head.fc.forward(pooled), nil          // (B, classes)
+	return m.head.fc.forward(pooled)               // (B, classes)
 }
 
 // forward runs the stage's blocks on a channels-last map x (registered in
@@ -159,6 +172,12 @@ func (st *stage) forward(sc *scope, x *ts.Tensor, train bool) *ts.Tensor {
 		sc.release(x)
 		x = sc.t(next)
 	}
+	return st.downsample(sc, x, train)
+}
+
+// downsample is the stage's strided convolution and BatchNorm on its
+// output map x (B, h, w, C), registered in sc; the last stage returns x.
+func (st *stage) downsample(sc *scope, x *ts.Tensor, train bool) *ts.Tensor {
 	if st.downConv == nil {
 		return x
 	}
@@ -189,7 +208,7 @@ func (b *block) forward(x *ts.Tensor, train bool, t blockTables) *ts.Tensor {
 	if b.ls1 != nil {
 		a = sc.mul(a, b.ls1) // ls1 Attn(LN1(x))
 	}
-	x = sc.add(x, dropPath(sc, a, b.plan.DropPath, train))
+	x = sc.add(x, dropPath(sc, b.tape, a, b.plan.DropPath, train))
 
 	f := sc.gelu(sc.t(b.fc1.forward(sc.t(b.norm2.forward(x))))) // GELU(fc1(LN2(x))): (B, h, w, rC)
 	f = sc.add(f, sc.t(b.dwconv.forwardChannelsLast(f)))        // f + DWConv(f)
@@ -197,14 +216,18 @@ func (b *block) forward(x *ts.Tensor, train bool, t blockTables) *ts.Tensor {
 	if b.ls2 != nil {
 		f = sc.mul(f, b.ls2) // ls2 FFN(LN2(x))
 	}
-	return sc.keep(sc.add(x, dropPath(sc, f, b.plan.DropPath, train)))
+	return sc.keep(sc.add(x, dropPath(sc, b.tape, f, b.plan.DropPath, train)))
 }
 
 // dropPath is per-sample stochastic depth: x / keep * floor(U + keep), U of
-// shape (B, 1, ..., 1).
-func dropPath(sc *scope, x *ts.Tensor, rate float64, train bool) *ts.Tensor {
+// shape (B, 1, ..., 1). The tape records the masks of a checkpointed
+// forward and replays them in its recomputation.
+func dropPath(sc *scope, tape *dropTape, x *ts.Tensor, rate float64, train bool) *ts.Tensor {
 	if !train || rate == 0 {
 		return x
+	}
+	if mask := tape.replay(); mask != nil {
+		return sc.mul(sc.divScalar(x, 1-rate), mask)
 	}
 	keep := 1 - rate
 	dims := shape(x)
@@ -214,6 +237,7 @@ func dropPath(sc *scope, x *ts.Tensor, rate float64, train bool) *ts.Tensor {
 	}
 	u[0] = dims[0]
 	mask := sc.floor(sc.addScalar(sc.uniform(x, u...), keep)) // 1 with probability keep, else 0
+	tape.record(mask)
 	return sc.mul(sc.divScalar(x, keep), mask)
 }
 

@@ -29,11 +29,12 @@ type registry struct {
 	params []*Param
 	byName map[string]*Param
 	bns    []*batchNorm
-	bnHook *bnHook // shared by the model's BatchNorm layers
+	bnHook *bnHook   // shared by the model's BatchNorm layers
+	tape   *dropTape // shared by the model's blocks (drop-path masks)
 }
 
 func newRegistry(device gotch.Device) *registry {
-	return &registry{device: device, byName: map[string]*Param{}, bnHook: &bnHook{}}
+	return &registry{device: device, byName: map[string]*Param{}, bnHook: &bnHook{}, tape: &dropTape{}}
 }
 
 // BatchNormFunc computes a BatchNorm in training in place of libtorch's

@@ -593,7 +593,8 @@ func toOldLayout(t *testing.T, path string) {
 		"lr": "LR", "train_loss": "TrainLoss", "train_top1": "TrainTop1", "test_loss": "TestLoss", "test_top1": "TestTop1",
 		"test_top5": "TestTop5", "ema_test_top1": "EMATop1", "images_per_s": "ImagesPerS", "skipped_images": "SkippedImages",
 		"best_source": "BestSource", "val_loss": "ValLoss", "val_top1": "ValTop1", "val_top5": "ValTop5", "ema_test_loss": "EMATestLoss",
-		"ema_test_top5": "EMATestTop5", "ema_val_loss": "EMAValLoss", "ema_val_top1": "EMAValTop1", "ema_val_top5": "EMAValTop5"}
+		"ema_test_top5": "EMATestTop5", "ema_val_loss": "EMAValLoss", "ema_val_top1": "EMAValTop1", "ema_val_top5": "EMAValTop5",
+		"skipped_steps": "SkippedSteps"}
 	oldJSON := func(v any) string {
 		var conv func(v any) any
 		conv = func(v any) any {

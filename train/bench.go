@@ -64,6 +64,9 @@ type BenchResult struct {
 	// step (total minus free, as nvidia-smi reports it: the CUDA context and
 	// what the caching allocator holds, which keeps a step's peak reserved).
 	PeakDeviceMB float64 `json:"peak_device_mb,omitempty"`
+	// CheckpointActivations: the training steps recomputed each block in
+	// backward (--checkpoint-activations).
+	CheckpointActivations bool `json:"checkpoint_activations"`
 }
 
 // BenchCSVHeader is the header row of BenchResult.CSV.
@@ -88,6 +91,9 @@ type BenchOptions struct {
 	Device        gotch.Device
 	// AMP runs the forward passes under bf16 autocast (CUDA only).
 	AMP bool
+	// CheckpointActivations runs the training steps with activation
+	// checkpointing per block (train's --checkpoint-activations).
+	CheckpointActivations bool
 	// MemoryEvery, when positive, calls MemoryLog with the training step
 	// and the resident memory (VmRSS, MB, not trimmed) every MemoryEvery
 	// training steps, warm-up included.
@@ -116,10 +122,12 @@ func Bench(cfg gsrmt.Config, o BenchOptions) (res BenchResult, err error) {
 	}
 	res = BenchResult{Variant: cfg.Variant, Preset: cfg.Preset, ImgSize: o.ImgSize, Batch: o.Batch, Threads: torch.NumThreads(),
 		Device: DeviceName(o.Device), AMP: o.AMP, Steps: o.Steps, GoSysmonIdle: sysmon.QuietTID() != 0}
+	res.CheckpointActivations = o.CheckpointActivations
 	bm, err := newBenchModel(cfg, o.ImgSize, o.Batch, o.Device, o.AMP)
 	if err != nil {
 		return res, err
 	}
+	bm.checkpoint = o.CheckpointActivations
 	defer bm.close()
 	t := &benchTimer{o: o, bm: bm}
 	if err := t.run(&res); err != nil {
@@ -229,10 +237,11 @@ func (t *benchTimer) sync() error {
 // benchModel is a model, its optimizer and a fixed random batch: what a
 // benchmark step runs (Bench and the Go benchmarks share it).
 type benchModel struct {
-	m         *gsrmt.Model
-	opt       *AdamW
-	x, labels *ts.Tensor
-	amp       bool
+	m          *gsrmt.Model
+	opt        *AdamW
+	x, labels  *ts.Tensor
+	amp        bool
+	checkpoint bool // activation checkpointing per block
 }
 
 func newBenchModel(cfg gsrmt.Config, imgSize, batch int, dev gotch.Device, amp bool) (*benchModel, error) {
@@ -272,7 +281,14 @@ func (b *benchModel) trainStep() error {
 			return err
 		}
 	}
-	logits, err := b.m.Forward(b.x, true)
+	var logits *ts.Tensor
+	var err error
+	var bp backprop
+	if b.checkpoint {
+		logits, bp.rc, err = b.m.ForwardCheckpointed(b.x, b.autocast)
+	} else {
+		logits, err = b.m.Forward(b.x, true)
+	}
 	if b.amp {
 		torch.SetAutocast(false, torch.BFloat16)
 	}
@@ -283,14 +299,25 @@ func (b *benchModel) trainStep() error {
 	loss, err := CrossEntropy(l32, b.labels)
 	l32.MustDrop()
 	if err != nil {
+		bp.release()
 		return err
 	}
-	err = loss.Backward()
+	err = bp.run(loss)
 	loss.MustDrop()
 	if err != nil {
 		return err
 	}
 	return b.opt.Update(1e-4)
+}
+
+// autocast switches bf16 autocast for a checkpointed recomputation (nil
+// without amp).
+func (b *benchModel) autocast(on bool) error {
+	if !b.amp {
+		return nil
+	}
+	_, err := torch.SetAutocast(on, torch.BFloat16)
+	return err
 }
 
 // evalStep runs an evaluation forward under NoGrad.

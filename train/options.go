@@ -58,8 +58,19 @@ type Options struct {
 	RandomErasing float64 `json:"random-erasing"` // Random Erasing probability (0: off)
 	GradClip      float64 `json:"grad-clip"`      // max global gradient norm (0: off)
 	EMA           float64 `json:"ema"`            // EMA decay (0: off)
-	AMP           bool    `json:"amp"`            // bf16 autocast on CUDA
+	AMP           bool    `json:"amp"`            // autocast on CUDA, in AMPDType
 	DropLast      bool    `json:"drop-last"`
+
+	// AMPDType is autocast's dtype with AMP: "bfloat16" (the default) or
+	// "float16", which adds dynamic loss scaling (GradScaler, scaler.go).
+	AMPDType string `json:"amp-dtype"`
+	// GradAccumSteps is the number of micro-batches of Batch images whose
+	// gradients are summed before each optimizer step (timm's
+	// --grad-accum-steps): the effective batch is Batch x GradAccumSteps.
+	GradAccumSteps int `json:"grad-accum-steps"`
+	// CheckpointActivations recomputes each block's activations in
+	// backward instead of keeping them (gsrmt.Model.ForwardCheckpointed).
+	CheckpointActivations bool `json:"-"`
 
 	Device     gotch.Device `json:"-"`
 	Threads    int          `json:"-"`
@@ -209,6 +220,7 @@ func (o *Options) ApplyRecipe(name string) error {
 	if batch == 0 {
 		batch = 128
 	}
+	batch *= max(1, o.GradAccumSteps) // timm scales by the effective batch
 	switch name {
 	case "default":
 	case "cifar":
@@ -259,6 +271,10 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("crop-padding %d: want 0 (no random crop) up to %d pixels", o.CropPadding, o.ImgSize-1)
 	case o.RandomErasing < 0 || o.RandomErasing > 1:
 		return fmt.Errorf("random-erasing %v: want a probability in [0, 1]", o.RandomErasing)
+	case o.GradAccumSteps < 0:
+		return fmt.Errorf("grad-accum-steps %d: want at least 1 (1: no accumulation)", o.GradAccumSteps)
+	case o.AMPDType != "" && o.AMPDType != AMPBFloat16 && o.AMPDType != AMPFloat16:
+		return fmt.Errorf("amp-dtype %q: want %s or %s", o.AMPDType, AMPBFloat16, AMPFloat16)
 	case o.GradClip < 0:
 		return fmt.Errorf("grad-clip %v: want a non-negative norm (0 turns it off)", o.GradClip)
 	case o.EMA < 0 || o.EMA >= 1:

@@ -204,6 +204,8 @@ type stepStatus struct {
 	hits, seen int64
 	nonFinite  bool
 	stop       bool
+	// skippedSteps is 1 when the loss scaler skipped the step.
+	skippedSteps int64
 }
 
 // agree sums a rank's step results over the group.

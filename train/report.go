@@ -19,11 +19,12 @@ import (
 
 // MetricsColumns are metrics.csv's columns (CLI.md), then ema_test_top1,
 // skipped_images (corrupt training images skipped in the epoch,
-// --skip-bad-images), the validation split's columns (--val-split) and the
+// --skip-bad-images), the validation split's columns (--val-split), the
 // EMA's other columns (--ema), empty where not measured
-// (docs/MODEL-SELECTION.md).
+// (docs/MODEL-SELECTION.md), and skipped_steps (optimizer steps skipped for
+// non-finite fp16 gradients).
 var MetricsColumns = []string{"epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "images_per_s", "seconds", "ema_test_top1", "skipped_images",
-	"val_loss", "val_top1", "val_top5", "ema_test_loss", "ema_test_top5", "ema_val_loss", "ema_val_top1", "ema_val_top5"}
+	"val_loss", "val_top1", "val_top5", "ema_test_loss", "ema_test_top5", "ema_val_loss", "ema_val_top1", "ema_val_top5", "skipped_steps"}
 
 func fmtFloat(v float64) string {
 	if math.IsNaN(v) {
@@ -45,7 +46,7 @@ func writeMetrics(dir string, rows []EpochMetrics, title string) error {
 				fmtFloat(m.TestLoss), fmtFloat(m.TestTop1), fmtFloat(m.TestTop5), fmtFloat(m.ImagesPerS), fmtFloat(m.Seconds),
 				fmtFloat(m.EMATop1), strconv.FormatInt(m.SkippedImages, 10),
 				fmtFloat(m.ValLoss), fmtFloat(m.ValTop1), fmtFloat(m.ValTop5), fmtFloat(m.EMATestLoss), fmtFloat(m.EMATestTop5),
-				fmtFloat(m.EMAValLoss), fmtFloat(m.EMAValTop1), fmtFloat(m.EMAValTop5)})
+				fmtFloat(m.EMAValLoss), fmtFloat(m.EMAValTop1), fmtFloat(m.EMAValTop5), strconv.FormatInt(m.SkippedSteps, 10)})
 		}
 		w.Flush()
 		return w.Error()
@@ -143,6 +144,16 @@ type runConfig struct {
 	SelectOn     string      `json:"select_on"`
 	Best         *bestReport `json:"best,omitempty"`
 	BestTest     *EvalResult `json:"best_test,omitempty"`
+	// SkippedSteps counts the optimizer steps skipped so far for non-finite
+	// fp16 gradients; per epoch in metrics.csv.
+	SkippedSteps int64 `json:"skipped_steps"`
+	// GradAccumSteps micro-batches of BatchSize images make one optimizer
+	// step (EffectiveBatch images); CheckpointActivations recomputes the
+	// stages in backward; AMPDType is autocast's dtype with AMP.
+	GradAccumSteps        int    `json:"grad_accum_steps"`
+	EffectiveBatch        int    `json:"effective_batch_size"`
+	CheckpointActivations bool   `json:"checkpoint_activations"`
+	AMPDType              string `json:"amp_dtype,omitempty"`
 }
 
 // runInfo describes the run's data, for config.json and the checkpoints.
@@ -178,6 +189,11 @@ func writeConfig(path string, r *run) error {
 	}
 	for _, m := range r.metrics {
 		c.SkippedImages += m.SkippedImages
+		c.SkippedSteps += m.SkippedSteps
+	}
+	c.GradAccumSteps, c.EffectiveBatch, c.CheckpointActivations = o.GradAccumSteps, o.Batch*o.GradAccumSteps, o.CheckpointActivations
+	if o.AMP {
+		c.AMPDType = o.AMPDType
 	}
 	c.SelectOn, c.Best, c.BestTest = o.selectionSplit(), r.bestReport(), r.bestTest
 	if r.data.Val != nil {

@@ -39,13 +39,6 @@ func (o *Options) selectionSplit() string {
 	return splitTest
 }
 
-// resolveSelectOn makes the default of --select-on explicit (val with a
-// validation split, else test), so that the recorded option, config.json's
-// select_on and a run started from that config.json all agree.
-func (o *Options) resolveSelectOn() {
-	o.SelectOn = o.selectionSplit()
-}
-
 // validateSelection checks --val-split and --select-on.
 func (o *Options) validateSelection() error {
 	if _, _, err := parseValSplit(o.ValSplit); err != nil {

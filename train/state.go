@@ -71,6 +71,9 @@ func (r *run) saveWeights(path, source string) error {
 			return err
 		}
 	}
+	if r.scaler != nil {
+		st.Scaler = r.scaler.State()
+	}
 	return checkpoints.SaveTraining(path, weights, st)
 }
 
@@ -103,6 +106,11 @@ func (r *run) restore(path string) error {
 		}
 		if err := r.ema.SetState(st.EMA); err != nil {
 			return fmt.Errorf("ema: %w", err)
+		}
+	}
+	if r.scaler != nil && st.Scaler != nil { // none: a fresh scale, as GradScaler's
+		if err := r.scaler.SetState(st.Scaler); err != nil {
+			return err
 		}
 	}
 	if t, ok := st.RNG["torch_cpu"].(*checkpoints.Tensor); ok {
@@ -217,14 +225,14 @@ func ReadOptions(path string) (*Options, error) {
 }
 
 // decodeOptions reads the options a checkpoint recorded (optionsKey), with
-// the defaults that later versions record explicitly filled in, so that they
-// compare equal to the options of a run that resumes them.
+// the options that older versions did not record given their defaults
+// (fillDefaults), so that they compare equal to those of a run resuming them.
 func decodeOptions(s string) (Options, error) {
 	var o Options
 	if err := json.Unmarshal([]byte(s), &o); err != nil {
 		return o, err
 	}
-	o.resolveSelectOn()
+	o.fillDefaults()
 	return o, nil
 }
 

@@ -45,6 +45,9 @@ type EpochMetrics struct {
 	EMAValLoss  float64 `json:"ema_val_loss"`
 	EMAValTop1  float64 `json:"ema_val_top1"`
 	EMAValTop5  float64 `json:"ema_val_top5"`
+	// SkippedSteps counts the epoch's optimizer steps skipped because the
+	// fp16 gradients held an inf or NaN (--amp-dtype float16).
+	SkippedSteps int64 `json:"skipped_steps"`
 }
 
 // progress is the position inside an epoch, saved with an interrupted run.
@@ -61,6 +64,9 @@ type progress struct {
 	Skipped   int64 // training images skipped so far in the epoch
 
 	BestSource string // whose weights reached BestTop1: sourceModel or sourceEMA
+	// SkippedSteps counts the optimizer steps skipped so far in the epoch
+	// for non-finite fp16 gradients.
+	SkippedSteps int64
 }
 
 // Result summarises a finished (or interrupted) run.
@@ -96,12 +102,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	o.fillDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	o.resolveSelectOn()
 	if o.AMP && o.Device == gotch.CPU {
-		return nil, fmt.Errorf("amp: --amp is bf16 autocast on CUDA; this run is on the CPU (run without --amp, or pick --device cuda)")
+		return nil, fmt.Errorf("amp: --amp is %s autocast on CUDA; this run is on the CPU (run without --amp, or pick --device cuda)", o.AMPDType)
 	}
 	rep := replica{g: o.Group}
 	o.WorldSize = rep.world()
@@ -155,7 +161,7 @@ type run struct {
 	sched   Schedule
 	trainL  *datasets.Loader
 	testL   *datasets.Loader
-	spe     int // steps per epoch
+	spe     int // optimizer steps per epoch
 	step    int64
 	pos     progress
 	metrics []EpochMetrics
@@ -174,6 +180,9 @@ type run struct {
 	gradNorm  float64  // the last step's global gradient norm, for the log
 
 	finetune *checkpoints.FinetuneReport // what --finetune loaded, if anything
+
+	micro  int         // loader batches per epoch: GradAccumSteps of them make a step
+	scaler *GradScaler // fp16 loss scaling (--amp-dtype float16), else nil
 }
 
 func (r *run) close() {
@@ -194,6 +203,9 @@ func (r *run) close() {
 	}
 	if r.opt != nil {
 		r.opt.Close()
+	}
+	if r.scaler != nil {
+		r.scaler.Close()
 	}
 	if r.model != nil {
 		r.model.Close()
@@ -236,7 +248,11 @@ func (r *run) setup() error {
 	}
 	r.lastSaved = -1
 	r.minBatch = gsrmt.MinTrainBatch(o.Model, o.ImgSize)
-	r.spe = r.trainL.NumBatches()
+	r.micro = r.trainL.NumBatches()
+	r.spe = (r.micro + o.GradAccumSteps - 1) / o.GradAccumSteps // timm: a partial last group is a step
+	if o.AMP && o.AMPDType == AMPFloat16 {
+		r.scaler = NewGradScaler(o.Device)
+	}
 	if r.spe == 0 {
 		return fmt.Errorf("training data: %d images give no batch of %d", r.data.Train.Len(), o.Batch)
 	}
@@ -327,6 +343,7 @@ func (r *run) endEpoch(epoch int) error {
 		Epoch: epoch + 1, LR: r.pos.LastLR,
 		TrainLoss: r.pos.LossSum / float64(r.pos.Seen), TrainTop1: 100 * float64(r.pos.Hits) / float64(r.pos.Seen),
 		Seconds: r.pos.Seconds, ImagesPerS: float64(r.pos.Seen) / r.pos.Seconds, SkippedImages: r.pos.Skipped,
+		SkippedSteps: r.pos.SkippedSteps,
 	}
 	m.clearEval()
 	if err := r.rep.syncBuffers(r.model); err != nil { // every rank saves and evaluates rank 0's statistics
@@ -379,6 +396,7 @@ func (r *run) endEpoch(epoch int) error {
 	if m.SkippedImages > 0 {
 		fmt.Fprintf(o.Log, "epoch %d: skipped %d training images that failed to load (--skip-bad-images)\n", m.Epoch, m.SkippedImages)
 	}
+	r.logSkippedSteps(m)
 	fmt.Fprintln(o.Log, r.epochLine(m, newBest))
 	return nil
 }
@@ -498,6 +516,8 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) (bool, error) {
 	bar := r.progressBar(epoch)
 	skippedBefore := r.trainL.Skipped()
 	defer func() { r.pos.Skipped += r.trainL.Skipped() - skippedBefore }()
+	var group []*datasets.Batch // the micro-batches of the step being gathered
+	defer func() { releaseBatches(group) }()
 	for b := 0; ; b++ {
 		batch, err := it.Next()
 		if errors.Is(err, io.EOF) {
@@ -517,13 +537,21 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) (bool, error) {
 			fmt.Fprintf(o.Log, "epoch %d, batch %d: skipped a batch of %d image (the head's BatchNorm needs at least %d in training; --drop-last avoids such batches)\n",
 				epoch+1, b+1, batch.N, r.minBatch)
 			batch.Release()
+		} else {
+			group = append(group, batch)
+		}
+		if !r.groupEnds(b) {
+			continue
+		}
+		if len(group) == 0 {
 			r.pos.Batch = b + 1
 			continue
 		}
 		start := time.Now()
 		lr := r.sched.LR(r.step)
-		st, err := r.trainStep(batch, lr, ctx.Err() != nil)
-		batch.Release()
+		st, err := r.trainStep(group, lr, ctx.Err() != nil)
+		releaseBatches(group)
+		group = group[:0]
 		if err != nil {
 			return false, err
 		}
@@ -534,7 +562,8 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) (bool, error) {
 		r.pos.Seen += st.seen
 		r.pos.Seconds += time.Since(start).Seconds()
 		r.pos.LastLR = lr
-		r.logStep(bar, epoch, b, lr)
+		r.pos.SkippedSteps += st.skippedSteps
+		r.logStep(bar, epoch, b/o.GradAccumSteps, lr)
 		if err := r.recordStep(st, lr, time.Since(start)); err != nil {
 			return false, err
 		}
@@ -544,7 +573,7 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) (bool, error) {
 		if o.OnStep != nil {
 			o.OnStep(r.step)
 		}
-		if st.stop && b+1 < r.spe {
+		if st.stop && b+1 < r.micro {
 			if bar != nil {
 				_ = bar.Exit()
 			}
@@ -566,7 +595,7 @@ func (r *run) afterStep() error {
 			return err
 		}
 	}
-	if o.SaveEverySteps > 0 && r.step%int64(o.SaveEverySteps) == 0 && r.pos.Batch < r.spe {
+	if o.SaveEverySteps > 0 && r.step%int64(o.SaveEverySteps) == 0 && r.pos.Batch < r.micro {
 		if err := r.rep.syncBuffers(r.model); err != nil {
 			return err
 		}
@@ -585,11 +614,12 @@ func (r *run) progressBar(epoch int) *progressbar.ProgressBar {
 		progressbar.OptionSetWriter(o.Log), progressbar.OptionSetDescription(fmt.Sprintf("epoch %d/%d", epoch+1, o.Epochs)),
 		progressbar.OptionShowCount(), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish(),
 		progressbar.OptionThrottle(200*time.Millisecond))
-	_ = bar.Set(r.pos.Batch)
+	_ = bar.Set((r.pos.Batch + o.GradAccumSteps - 1) / o.GradAccumSteps)
 	return bar
 }
 
-// logStep reports the epoch so far on the bar, or as a line ten times an epoch.
+// logStep reports the epoch so far on the bar, or as a line ten times an
+// epoch, after the epoch's step b (0-based).
 func (r *run) logStep(bar *progressbar.ProgressBar, epoch, b int, lr float64) {
 	o := &r.o
 	loss, acc, speed := r.pos.LossSum/float64(r.pos.Seen), 100*float64(r.pos.Hits)/float64(r.pos.Seen), float64(r.pos.Seen)/r.pos.Seconds
@@ -602,76 +632,46 @@ func (r *run) logStep(bar *progressbar.ProgressBar, epoch, b int, lr float64) {
 	}
 }
 
-// trainStep runs forward, backward and the optimizer on one batch. In a
-// group the ranks agree on the loss and on stopping before backward, and
-// average their gradients after it. It returns the step's sums over every
-// rank: loss, samples whose label won, samples.
-func (r *run) trainStep(b *datasets.Batch, lr float64, stop bool) (stepStatus, error) {
-	o := &r.o
-	t0 := time.Now()
-	if err := r.rep.stepBuffers(r.model); err != nil {
-		return stepStatus{}, fmt.Errorf("step %d: %w", r.step+1, err)
-	}
-	r.commSec += time.Since(t0).Seconds()
+// trainStep runs forward and backward on each micro-batch of a step
+// (--grad-accum-steps; microStep), then the optimizer once. In a group the
+// ranks agree on each micro-batch's loss and on stopping before its
+// backward, and average their gradients once, after the last micro-batch
+// (DDP's no_sync). It returns the step's sums over every rank and
+// micro-batch: loss, samples whose label won, samples.
+func (r *run) trainStep(group []*datasets.Batch, lr float64, stop bool) (stepStatus, error) {
 	if err := r.opt.ZeroGrad(); err != nil {
 		return stepStatus{}, err
 	}
-	loss, hits, err := r.forwardLoss(b)
-	if err != nil {
-		return stepStatus{}, fmt.Errorf("step %d: %w", r.step+1, err)
-	}
-	defer loss.MustDrop()
-	lv := float64(loss.MustTo(gotch.CPU, false).Vals().([]float32)[0])
-	t1 := time.Now()
-	st, err := r.rep.agree(lv, hits, b.N, stop)
-	r.commSec += time.Since(t1).Seconds()
-	if err != nil {
-		return st, fmt.Errorf("step %d: %w", r.step+1, err)
-	}
-	if st.nonFinite {
-		return st, r.nonFinite(fmt.Sprintf("step %d (epoch %d, batch %d): the loss is %v (try a lower --lr or --grad-clip)",
-			r.step+1, r.pos.Epoch+1, r.pos.Batch+1, st.lossSum))
-	}
-	if err := loss.Backward(); err != nil {
-		if r.rep.g != nil {
-			if gerr := r.rep.g.Err(); gerr != nil { // a collective of --sync-bn's backward failed
-				return st, fmt.Errorf("step %d: backward: %w", r.step+1, gerr)
-			}
+	var total stepStatus
+	for _, b := range group {
+		st, err := r.microStep(b, len(group), stop)
+		total.add(st)
+		if err != nil {
+			return total, err
 		}
-		return st, fmt.Errorf("step %d: backward: %w", r.step+1, err)
 	}
 	t2 := time.Now()
 	if err := r.rep.averageGrads(r.model); err != nil {
-		return st, fmt.Errorf("step %d: %w", r.step+1, err)
+		return total, fmt.Errorf("step %d: %w", r.step+1, err)
 	}
 	r.commSec += time.Since(t2).Seconds()
-	if o.GradClip > 0 {
-		r.gradNorm, err = ClipGradNorm(r.model.Trainable(), o.GradClip)
-	} else {
-		r.gradNorm, err = r.stepGradNorm()
+	skipped, err := r.optimizerStep(lr)
+	if skipped {
+		total.skippedSteps = 1
 	}
-	if err != nil {
-		return st, err
-	}
-	if err := r.opt.Update(lr); err != nil {
-		return st, err
-	}
-	if r.ema != nil {
-		if err := r.ema.Update(r.model); err != nil {
-			return st, err
-		}
-	}
-	return st, nil
+	return total, err
 }
 
-// forwardLoss runs the model on a batch (under bf16 autocast with --amp)
-// and returns the loss tensor and the number of samples whose label won.
-func (r *run) forwardLoss(b *datasets.Batch) (loss *ts.Tensor, hits int, err error) {
+// forwardLoss runs the model on a batch (under autocast with --amp) and
+// returns the loss tensor, what backpropagates a loss computed from it
+// (activation checkpointing recomputes the stages there) and the number
+// of samples whose label won.
+func (r *run) forwardLoss(b *datasets.Batch) (loss *ts.Tensor, bp backprop, hits int, err error) {
 	o := &r.o
 	k := r.model.Config.NumClasses
 	x, err := batchTensor(b, o.Device)
 	if err != nil {
-		return nil, 0, err
+		return nil, bp, 0, err
 	}
 	defer x.MustDrop()
 	var targets *ts.Tensor
@@ -684,19 +684,9 @@ func (r *run) forwardLoss(b *datasets.Batch) (loss *ts.Tensor, hits int, err err
 	if targets != nil {
 		defer targets.MustDrop()
 	}
-	if o.AMP {
-		if _, err := torch.SetAutocast(true, torch.BFloat16); err != nil {
-			return nil, 0, err
-		}
-	}
-	logits, err := r.model.Forward(x, true)
-	if o.AMP {
-		if _, err := torch.SetAutocast(false, torch.BFloat16); err != nil {
-			return nil, 0, err
-		}
-	}
+	logits, bp, err := r.forwardTrain(x)
 	if err != nil {
-		return nil, 0, err
+		return nil, bp, 0, err
 	}
 	logits32 := logits.MustTotype(gotch.Float, true)
 	defer logits32.MustDrop()
@@ -708,12 +698,13 @@ func (r *run) forwardLoss(b *datasets.Batch) (loss *ts.Tensor, hits int, err err
 		labels.MustDrop()
 	}
 	if err != nil {
-		return nil, 0, err
+		bp.release()
+		return nil, bp, 0, err
 	}
 	cpu := logits32.MustDetach(false).MustTo(gotch.CPU, true)
 	hits = TopK(cpu.Vals().([]float32), b.Labels, k, 1)[0]
 	cpu.MustDrop()
-	return loss, hits, nil
+	return loss, bp, hits, nil
 }
 
 func floatTensor(v []float32, shape []int64, dev gotch.Device) *ts.Tensor {

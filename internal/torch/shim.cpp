@@ -375,3 +375,76 @@ char *gsrmt_cuda_mem_info(int device, uint64_t *used, uint64_t *total) {
 }
 
 }  // extern "C"
+
+// Loss scaling for fp16 (torch.cuda.amp.GradScaler's kernels): on CUDA
+// libtorch's own ops; on the CPU, where libtorch 1.13 has none, the same
+// arithmetic op by op (float32 scale and found_inf, int32 growth tracker).
+char *gsrmt_amp_unscale(void **grads, int n, void *found_inf, void *inv_scale) {
+  try {
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> gs;
+    for (int i = 0; i < n; i++) {
+      gs.push_back(T(grads[i]));
+    }
+    at::Tensor &found = T(found_inf);
+    const at::Tensor &inv = T(inv_scale);
+    if (found.is_cuda()) {
+      at::_amp_foreach_non_finite_check_and_unscale_(gs, found, inv);
+      return nullptr;
+    }
+    for (auto &g : gs) {
+      // The kernel's rule: found_inf = 1 when any value is not finite; every
+      // gradient is multiplied by inv_scale either way.
+      if (!at::isfinite(g).all().item<bool>()) {
+        found.fill_(1.0);
+      }
+      g.mul_(inv);
+    }
+  } catch (const std::exception &e) {
+    return error_copy(e);
+  }
+  return nullptr;
+}
+
+char *gsrmt_amp_update_scale(void *scale, void *growth_tracker, void *found_inf, double growth_factor, double backoff_factor,
+                             int64_t growth_interval) {
+  try {
+    at::NoGradGuard no_grad;
+    at::Tensor &s = T(scale);
+    at::Tensor &tracker = T(growth_tracker);
+    const at::Tensor &found = T(found_inf);
+    if (s.is_cuda()) {
+      at::_amp_update_scale_(s, tracker, found, growth_factor, backoff_factor, growth_interval);
+      return nullptr;
+    }
+    // amp_update_scale_cuda_kernel, in float32 as it computes.
+    float current = s.item<float>();
+    if (found.item<float>() != 0.0f) {
+      s.fill_(static_cast<double>(current * static_cast<float>(backoff_factor)));
+      tracker.fill_(0);
+      return nullptr;
+    }
+    int64_t successful = tracker.item<int64_t>() + 1;
+    if (successful == growth_interval) {
+      float grown = current * static_cast<float>(growth_factor);
+      if (std::isfinite(grown)) {
+        s.fill_(static_cast<double>(grown));
+      }
+      tracker.fill_(0);
+    } else {
+      tracker.fill_(successful);
+    }
+  } catch (const std::exception &e) {
+    return error_copy(e);
+  }
+  return nullptr;
+}
+
+char *gsrmt_backward_with_grad(void *output, void *grad) {
+  try {
+    T(output).backward(T(grad));
+  } catch (const std::exception &e) {
+    return error_copy(e);
+  }
+  return nullptr;
+}

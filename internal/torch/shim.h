@@ -59,6 +59,17 @@ char *gsrmt_profile_stop(void);
 // nvidia-smi reports it) and its total, from the driver (libcuda.so.1,
 // loaded on first use).
 char *gsrmt_cuda_mem_info(int device, uint64_t *used, uint64_t *total);
+// torch.cuda.amp.GradScaler's two kernels over tensor handles: unscale
+// multiplies each gradient by inv_scale (a float32 1-element tensor) and sets
+// found_inf (float32, 1 element) to 1 if any value is not finite;
+// update_scale is _amp_update_scale_ on scale (float32) and growth_tracker
+// (int32). libtorch's kernels on CUDA, the same arithmetic on the CPU.
+char *gsrmt_amp_unscale(void **grads, int n, void *found_inf, void *inv_scale);
+char *gsrmt_amp_update_scale(void *scale, void *growth_tracker, void *found_inf, double growth_factor, double backoff_factor,
+                             int64_t growth_interval);
+// output.backward(grad): accumulates into the leaves' gradients with grad as
+// the gradient of output (gotch's Backward takes none).
+char *gsrmt_backward_with_grad(void *output, void *grad);
 
 #ifdef __cplusplus
 }

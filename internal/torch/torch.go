@@ -392,3 +392,54 @@ func KeepFreedMemory() bool { return C.gsrmt_keep_freed_memory() != 0 }
 // and everything else C allocates, without the free memory malloc keeps.
 // It returns -1 where the C library is not glibc.
 func HeapInUse() int64 { return int64(C.gsrmt_heap_in_use()) }
+
+// AMPUnscale is GradScaler.unscale_'s kernel
+// (_amp_foreach_non_finite_check_and_unscale_): it multiplies each gradient
+// by invScale (float32, one element) in place and sets foundInf (float32,
+// one element) to 1 when any gradient holds an infinite or NaN value. On
+// CUDA it calls libtorch's kernel; on the CPU, which has none in libtorch
+// 1.13, the same arithmetic.
+func AMPUnscale(grads []*ts.Tensor, foundInf, invScale *ts.Tensor) error {
+	if len(grads) == 0 {
+		return nil
+	}
+	h := handles(grads)
+	if err := cerr(C.gsrmt_amp_unscale(&h[0], C.int(len(h)), foundInf.Ctensor(), invScale.Ctensor())); err != nil {
+		return fmt.Errorf("torch: unscale gradients: %w", err)
+	}
+	runtime.KeepAlive(grads)
+	runtime.KeepAlive(foundInf)
+	runtime.KeepAlive(invScale)
+	return nil
+}
+
+// AMPUpdateScale is GradScaler.update's kernel (_amp_update_scale_) on
+// scale (float32) and growthTracker (int32), one element each: after a step
+// with foundInf set the scale is multiplied by backoff and the tracker
+// reset; otherwise the tracker counts the good step, and at interval good
+// steps the scale grows by growth (when the result is finite) and the
+// tracker restarts.
+func AMPUpdateScale(scale, growthTracker, foundInf *ts.Tensor, growth, backoff float64, interval int64) error {
+	err := cerr(C.gsrmt_amp_update_scale(scale.Ctensor(), growthTracker.Ctensor(), foundInf.Ctensor(), C.double(growth), C.double(backoff),
+		C.int64_t(interval)))
+	runtime.KeepAlive(scale)
+	runtime.KeepAlive(growthTracker)
+	runtime.KeepAlive(foundInf)
+	if err != nil {
+		return fmt.Errorf("torch: update the loss scale: %w", err)
+	}
+	return nil
+}
+
+// BackwardWithGrad is output.backward(grad): it accumulates into the
+// gradients of the leaves output depends on, with grad (output's shape and
+// dtype) as the gradient of output.
+func BackwardWithGrad(output, grad *ts.Tensor) error {
+	err := cerr(C.gsrmt_backward_with_grad(output.Ctensor(), grad.Ctensor()))
+	runtime.KeepAlive(output)
+	runtime.KeepAlive(grad)
+	if err != nil {
+		return fmt.Errorf("torch: backward: %w", err)
+	}
+	return nil
+}
