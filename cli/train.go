@@ -86,9 +86,9 @@ func applyRuntime(c *cli.Context) error {
 
 func trainCommand() *cli.Command {
 	data := []cli.Flag{
-		&cli.StringFlag{Name: "dataset", Value: "cifar10", Usage: "cifar10, mini-imagenet, fashion-mnist, mnist or imagefolder"},
+		&cli.StringFlag{Name: "dataset", Value: "cifar10", Usage: "cifar10, cifar100, mini-imagenet, fashion-mnist, mnist or imagefolder"},
 		&cli.StringFlag{Name: "data-dir", Usage: "data set folder (fashion-mnist: default /usr/share/datasets/fashion-mnist)"},
-		&cli.BoolFlag{Name: "download", Usage: "download CIFAR-10 into --data-dir when it is missing"},
+		&cli.BoolFlag{Name: "download", Usage: "download CIFAR-10 or CIFAR-100 into --data-dir when it is missing (MD5-checked)"},
 		&cli.Uint64Flag{Name: "split-seed", Usage: "seed of Mini-ImageNet's pooled train/test split"},
 		&cli.BoolFlag{Name: "skip-bad-images", Usage: "skip and count corrupt images instead of stopping"},
 		&cli.IntFlag{Name: "limit-train", Usage: "use the first N training images (0: all)"},
@@ -152,6 +152,8 @@ Examples:
        --epochs 1 --batch-size 64 --threads 2 --out runs/fmnist
    gsrmt-cli train --dataset cifar10 --data-dir data/cifar10 --download --recipe cifar \
        --variant swat --preset tiny --out runs/cifar-swat
+   gsrmt-cli train --dataset cifar100 --data-dir data/cifar100 --download --recipe cifar \
+       --variant swat --preset tiny --out runs/cifar100-swat
    gsrmt-cli train --dataset mini-imagenet --data-dir data/mini-imagenet --recipe mini-imagenet \
        --variant retention --preset paper --batch-size 128 --amp --device cuda --out runs/mini-ret
    gsrmt-cli train --resume runs/cifar-swat/last.pt

@@ -1,23 +1,27 @@
 package datasets
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+)
 
 // This file is the data-set policy of a run: which folder a data set is read
-// from by default, at which side its images are native, and which
-// transforms training and evaluation apply at a given side. A data set whose
-// images are already side x side (CIFAR-10 at 32, Fashion-MNIST and MNIST at
-// 28, an ImageFolder of such images) gets DATA.md's small-image recipe:
-// random crop with zero padding and horizontal flip for training, nothing for
-// evaluation. Any other gets the 224 px recipe: RandomResizedCrop and
-// horizontal flip for training, resize and center crop for evaluation.
+// from by default, which data sets --download fetches, at which side its
+// images are native, and which transforms training and evaluation apply at
+// a given side. A data set whose images are already side x side (CIFAR-10 and
+// CIFAR-100 at 32, Fashion-MNIST and MNIST at 28, an ImageFolder of such
+// images) gets DATA.md's small-image recipe: random crop with zero padding
+// and horizontal flip for training, nothing for evaluation. Any other gets
+// the 224 px recipe: RandomResizedCrop and horizontal flip for training,
+// resize and center crop for evaluation.
 
 // NativeSide is the side in pixels of every image of a data set whose images
-// all have one size (CIFAR-10 32, Fashion-MNIST and MNIST 28), and 0 for the
-// others (Mini-ImageNet, ImageFolder).
+// all have one size (CIFAR-10 and CIFAR-100 32, Fashion-MNIST and MNIST 28),
+// and 0 for the others (Mini-ImageNet, ImageFolder).
 func NativeSide(name string) int {
 	switch name {
-	case NameCIFAR10:
-		return 32
+	case NameCIFAR10, NameCIFAR100:
+		return CIFARSide
 	case NameFashionMNIST, NameMNIST:
 		return 28
 	}
@@ -31,6 +35,24 @@ func DefaultDir(name string) string {
 		return DefaultFashionMNISTDir
 	}
 	return ""
+}
+
+// Downloadable reports whether Download can fetch the named data set.
+func Downloadable(name string) bool { return name == NameCIFAR10 || name == NameCIFAR100 }
+
+// Download makes sure dir holds the named data set, fetching, verifying and
+// extracting its official archive when it is missing, and returns the folder
+// to open: CIFAR-10's binary distribution (DownloadCIFAR10) and CIFAR-100's
+// python one (DownloadCIFAR100; torchvision's CIFAR100 fetches that one).
+// Other data sets are an error (see Downloadable).
+func Download(ctx context.Context, name, dir string, opts DownloadOptions) (string, error) {
+	switch name {
+	case NameCIFAR10:
+		return DownloadCIFAR10(ctx, dir, CIFARBinary, opts)
+	case NameCIFAR100:
+		return DownloadCIFAR100(ctx, dir, CIFARPython, opts)
+	}
+	return "", fmt.Errorf("%s cannot be downloaded: only %s and %s can", name, NameCIFAR10, NameCIFAR100)
 }
 
 // IsNativeSide reports whether the images of ds, the named data set, are
