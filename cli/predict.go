@@ -38,9 +38,10 @@ func predictCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "predict",
 		Usage: "classify image files with a checkpoint: top-k labels and probabilities",
-		Description: `An image of exactly the model's size is used as is; any other is resized (shorter side to
-img-size / 0.875) and center-cropped. Pixels are scaled to [0, 1] and normalized with the checkpoint's
-normalization (ImageNet's for a bare state_dict).
+		Description: `An image of exactly the model's size is used as is; a square image up to 1.5x smaller is
+zero-padded or resized to it, as training on such images does (docs/DATASETS.md); any other is
+resized (shorter side to img-size / 0.875) and center-cropped. Pixels are scaled to [0, 1] and
+normalized with the checkpoint's normalization (ImageNet's for a bare state_dict).
 
 Examples:
    gsrmt-cli predict --checkpoint runs/fmnist/best.pt --image shirt.png

@@ -113,7 +113,7 @@ func trainCommand() *cli.Command {
 		&cli.Float64Flag{Name: "mixup", Usage: "Mixup alpha, 0 for off (default 0.8)"},
 		&cli.Float64Flag{Name: "cutmix", Usage: "CutMix alpha, 0 for off (default 1.0)"},
 		&cli.BoolFlag{Name: "randaugment", Usage: "RandAugment (2 ops, magnitude 9)"},
-		&cli.IntFlag{Name: "crop-padding", Value: 4, Usage: "zero padding of the random crop at a data set's native side (CIFAR 32, Fashion-MNIST 28); 0: no crop"},
+		&cli.IntFlag{Name: "crop-padding", Value: 4, Usage: "zero padding of the random crop at up to 1.5x a data set's native side (CIFAR 32, Fashion-MNIST 28); 0: no crop"},
 		&cli.Float64Flag{Name: "random-erasing", Usage: "Random Erasing probability (0: off)"},
 	}
 	runFolder := []cli.Flag{

@@ -49,7 +49,7 @@ func makeCIFAR100Binary(t *testing.T, nTrain, nTest int) string {
 
 // train --dataset cifar100 reads a synthetic binary layout, trains a step
 // of a 100-class model at CIFAR's 32 px with CIFAR-100's normalization and
-// CIFAR's augmentation, and eval reads the data set back by name.
+// the small-image recipe, and eval reads the data set back by name.
 func TestCLITrainCIFAR100(t *testing.T) {
 	data := makeCIFAR100Binary(t, 16, 8)
 	out := filepath.Join(t.TempDir(), "run")
@@ -69,6 +69,7 @@ func TestCLITrainCIFAR100(t *testing.T) {
 		TestImages    int       `json:"test_images"`
 		StepsPerEpoch int       `json:"steps_per_epoch"`
 		TrainAugment  string    `json:"train_augment"`
+		TransformRule string    `json:"transform_rule"`
 	}
 	if err := json.Unmarshal(mustRead(t, filepath.Join(out, "config.json")), &cfg); err != nil {
 		t.Fatal(err)
@@ -80,8 +81,8 @@ func TestCLITrainCIFAR100(t *testing.T) {
 	if len(cfg.NormMean) != 3 || cfg.NormMean[0] < 0.507 || cfg.NormMean[0] > 0.5072 {
 		t.Errorf("norm_mean %v, want CIFAR-100's (0.5071, 0.4865, 0.4409)", cfg.NormMean)
 	}
-	if cfg.TrainAugment != "random crop 32 with 4 px zero padding, horizontal flip 0.5" {
-		t.Errorf("train_augment %q", cfg.TrainAugment)
+	if cfg.TrainAugment != "random crop 32 with 4 px zero padding, horizontal flip 0.5" || !strings.HasPrefix(cfg.TransformRule, "small-image") {
+		t.Errorf("train_augment %q, transform_rule %q", cfg.TrainAugment, cfg.TransformRule)
 	}
 	js, errOut, code := runCLI(t, "eval", "--checkpoint", filepath.Join(out, "best.pt"), "--json")
 	if code != 0 {

@@ -35,11 +35,13 @@ func openOptions(splitSeed uint64) datasets.OpenOptions {
 
 // DataPlan describes the data of a run: the splits, transforms and
 // normalization actually used. TrainAugment and EvalTransform describe the
-// transforms as config.json records them (datasets.Describe).
+// transforms as config.json records them (datasets.Describe), and
+// TransformRule why they were chosen (datasets.TransformRule).
 type DataPlan struct {
 	Train, Test   datasets.Dataset
 	TrainAugment  string
 	EvalTransform string
+	TransformRule string
 	Normalize     datasets.Normalize
 	trainT, evalT datasets.Transform
 }
@@ -83,6 +85,7 @@ func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error)
 	p.trainT = datasets.TrainTransformFor(o.Dataset, p.Train, o.ImgSize, o.CropPadding, o.RandAugment)
 	p.evalT = datasets.EvalTransformFor(o.Dataset, p.Train, o.ImgSize)
 	p.TrainAugment, p.EvalTransform = datasets.Describe(p.trainT), datasets.Describe(p.evalT)
+	p.TransformRule = datasets.TransformRule(o.Dataset, p.Train, o.ImgSize)
 	if p.Train.Len() == 0 || p.Test.Len() == 0 {
 		return nil, fmt.Errorf("%s at %s: %d training and %d test images: both splits need images", o.Dataset, dir, p.Train.Len(), p.Test.Len())
 	}

@@ -40,8 +40,8 @@ type Options struct {
 	Mixup          float64      `json:"mixup"`           // Mixup alpha (0: off)
 	CutMix         float64      `json:"cutmix"`          // CutMix alpha (0: off)
 	RandAugment    bool         `json:"randaugment"`
-	// CropPadding is the zero padding of the random crop used at a data set's
-	// native side (CIFAR-10 32 px, Fashion-MNIST 28 px); 0 turns the crop off.
+	// CropPadding is the zero padding of the random crop of the small-image
+	// recipe (datasets.SmallImageMaxScale); 0 turns the crop off.
 	CropPadding   int     `json:"crop-padding"`
 	RandomErasing float64 `json:"random-erasing"` // Random Erasing probability (0: off)
 	GradClip      float64 `json:"grad-clip"`      // max global gradient norm (0: off)
