@@ -19,7 +19,7 @@ import (
 // its fields among the "config" entries, and a run folder's config.json
 // (which embeds RunInfo) under the same names.
 type RunInfo struct {
-	Dataset    string    `json:"dataset"`     // cifar10, mini-imagenet, fashion-mnist, mnist, imagefolder
+	Dataset    string    `json:"dataset"`     // cifar10, cifar100, mini-imagenet, fashion-mnist, mnist, imagefolder
 	DataDir    string    `json:"data_dir"`    // the data's folder, as given
 	ClassNames []string  `json:"class_names"` // by label index
 	ImgSize    int       `json:"img_size"`    // side of the model's input, in pixels

@@ -23,7 +23,7 @@ Examples:
    gsrmt-cli bench-data --dataset imagefolder --data-dir /data/jpegs --img-size 224 --batch-size 64 --workers 2
    gsrmt-cli bench-data --dataset fashion-mnist --img-size 28 --batch-size 256 --workers 1 --json`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "dataset", Value: "imagefolder", Usage: "cifar10, mini-imagenet, fashion-mnist, mnist or imagefolder"},
+			&cli.StringFlag{Name: "dataset", Value: "imagefolder", Usage: "cifar10, cifar100, mini-imagenet, fashion-mnist, mnist or imagefolder"},
 			&cli.StringFlag{Name: "data-dir", Usage: "data set folder (fashion-mnist: default /usr/share/datasets/fashion-mnist)"},
 			&cli.IntFlag{Name: "img-size", Value: 224, Usage: "training side in pixels"},
 			&cli.IntFlag{Name: "batch-size", Value: 64, Usage: "images per batch"},

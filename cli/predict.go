@@ -51,9 +51,11 @@ func predictCommand() *cli.Command {
 		Description: `Images are image files, folders (every .jpg, .jpeg and .png in them and their sub-folders) and
 glob patterns (expanded here, so a quoted "dir/*.jpg" works), as arguments or with --image;
 results are sorted by path. Worker goroutines (--workers) decode the images while the model
-classifies --batch-size of them per forward. An image of exactly the model's size is used as is; any
-other is resized (shorter side to img-size / 0.875) and center-cropped. Pixels are scaled to [0, 1]
-and normalized with the checkpoint's normalization (ImageNet's for a bare state_dict).
+classifies --batch-size of them per forward. An image of exactly the model's size is used as is; a
+square image up to 1.5x smaller is zero-padded or resized to it, as training on such images does
+(docs/DATASETS.md); any other is resized (shorter side to img-size / 0.875) and center-cropped.
+Pixels are scaled to [0, 1] and normalized with the checkpoint's normalization (ImageNet's for a
+bare state_dict).
 
 Without --out, predictions go to stdout: text, or one JSON list with --json. --out FILE writes CSV
 (columns image, index_0.., label_0.., prob_0.. of the top-k classes, as timm's inference.py) or JSON

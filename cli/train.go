@@ -88,9 +88,9 @@ func applyRuntime(c *cli.Context) error {
 
 func trainCommand() *cli.Command {
 	data := append([]cli.Flag{
-		&cli.StringFlag{Name: "dataset", Value: "cifar10", Usage: "cifar10, mini-imagenet, fashion-mnist, mnist or imagefolder"},
+		&cli.StringFlag{Name: "dataset", Value: "cifar10", Usage: "cifar10, cifar100, mini-imagenet, fashion-mnist, mnist or imagefolder"},
 		&cli.StringFlag{Name: "data-dir", Usage: "data set folder (fashion-mnist: default /usr/share/datasets/fashion-mnist)"},
-		&cli.BoolFlag{Name: "download", Usage: "download CIFAR-10 into --data-dir when it is missing"},
+		&cli.BoolFlag{Name: "download", Usage: "download CIFAR-10 or CIFAR-100 into --data-dir when it is missing (MD5-checked)"},
 		&cli.Uint64Flag{Name: "split-seed", Usage: "seed of Mini-ImageNet's pooled train/test split"},
 		&cli.BoolFlag{Name: "skip-bad-images", Usage: "skip and count corrupt images instead of stopping"},
 		&cli.IntFlag{Name: "limit-train", Usage: "use the first N training images (0: all)"},
@@ -119,7 +119,7 @@ func trainCommand() *cli.Command {
 		&cli.StringFlag{Name: "aa", Usage: "timm's RandAugment policy, e.g. rand-m9-mstd0.5-inc1 (m magnitude, n ops, mstd magnitude noise, mmax bound, inc1 increasing ops, w0 weights, p op probability); replaces the recipe's --randaugment"},
 		&cli.StringFlag{Name: "interpolation", Usage: "bilinear or bicubic, for the training crop, --aa's geometric ops and the evaluation resize (default bilinear)"},
 		&cli.IntFlag{Name: "aug-repeats", Usage: "repeated augmentation: each image N times an epoch, on different ranks, epoch length kept (timm's RepeatAugSampler; 0: off)"},
-		&cli.IntFlag{Name: "crop-padding", Value: 4, Usage: "zero padding of the random crop at a data set's native side (CIFAR 32, Fashion-MNIST 28); 0: no crop"},
+		&cli.IntFlag{Name: "crop-padding", Value: 4, Usage: "zero padding of the random crop at up to 1.5x a data set's native side (CIFAR 32, Fashion-MNIST 28); 0: no crop"},
 		&cli.Float64Flag{Name: "random-erasing", Usage: "Random Erasing probability (0: off)"},
 		&cli.StringFlag{Name: "random-erasing-mode", Usage: "zero (torchvision's, default) or pixel (timm's: per-pixel normal noise, area 0.02-1/3)"},
 	}
@@ -165,6 +165,8 @@ Examples:
        --epochs 1 --batch-size 64 --threads 2 --out runs/fmnist
    gsrmt-cli train --dataset cifar10 --data-dir data/cifar10 --download --recipe cifar \
        --variant swat --preset tiny --out runs/cifar-swat
+   gsrmt-cli train --dataset cifar100 --data-dir data/cifar100 --download --recipe cifar \
+       --variant swat --preset tiny --out runs/cifar100-swat
    gsrmt-cli train --dataset mini-imagenet --data-dir data/mini-imagenet --recipe mini-imagenet \
        --variant retention --preset paper --batch-size 128 --amp --device cuda --out runs/mini-ret
    gsrmt-cli train --dataset imagefolder --data-dir data/imagenet --recipe rmt \

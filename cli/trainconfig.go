@@ -22,7 +22,7 @@ import (
 var configRecordOnly = []string{"classes", "class_names", "norm_mean", "norm_std", "train_images", "test_images", "split_rule",
 	"train_augment", "eval_transform", "gray_to_rgb", "world_size", "rank_batch_size", "dist_backend", "steps_per_epoch",
 	"warmup_steps", "optimizer", "resume", "resume_changed", "skipped_images", "finetune_report",
-	"weights", "val_images", "val_split_rule", "best", "best_test", "skipped_steps", "effective_batch_size"}
+	"weights", "val_images", "val_split_rule", "best", "best_test", "skipped_steps", "effective_batch_size", "transform_rule"}
 
 // configCommandLineOnly are the flags a config file may not set: a config
 // names no other config, and --nproc's ranks read the same file.

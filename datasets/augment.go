@@ -27,14 +27,17 @@ type Augment struct {
 // set, then timm's RandAugment when a.AA is set. The error names a bad AA.
 func TrainTransformWith(name string, ds Dataset, side int, a Augment) (Compose, error) {
 	var t Compose
-	switch {
-	case !IsNativeSide(name, ds, side):
-		t = Compose{RandomResizedCrop{Size: side, Interpolation: a.Interpolation}, HorizontalFlip{P: 0.5}}
-	case a.CropPadding > 0:
-		t = Compose{RandomCrop{Size: side, Padding: a.CropPadding}, HorizontalFlip{P: 0.5}}
-	default:
-		t = Compose{HorizontalFlip{P: 0.5}}
+	if fit, small := smallImageFit(imageSide(name, ds), side); !small {
+		t = Compose{RandomResizedCrop{Size: side, Interpolation: a.Interpolation}}
+	} else {
+		if fit != nil {
+			t = append(t, fit)
+		}
+		if a.CropPadding > 0 {
+			t = append(t, RandomCrop{Size: side, Padding: a.CropPadding})
+		}
 	}
+	t = append(t, HorizontalFlip{P: 0.5})
 	if a.RandAugment {
 		t = append(t, DefaultRandAugment)
 	}
@@ -59,12 +62,13 @@ func TimmFill(mean [3]float32) [3]uint8 {
 	return f
 }
 
-// EvalTransformWith is EvalTransformFor with the resize's interpolation:
-// nil at the data set's native side, else resize the shorter side to
-// floor(side / 0.875) with interp and center crop side.
+// EvalTransformWith is the evaluation transform of the named data set ds at
+// side: in the small-image range (see smallImageFit) the images brought to
+// side (nil, none, at the native side), else the shorter side resized to
+// floor(side / 0.875) with interp and a center crop of side.
 func EvalTransformWith(name string, ds Dataset, side int, interp Interpolation) Transform {
-	if IsNativeSide(name, ds, side) {
-		return nil
+	if fit, ok := smallImageFit(imageSide(name, ds), side); ok {
+		return fit
 	}
 	return Compose{ResizeShorter{Size: evalResizeSide(side), Interpolation: interp}, CenterCrop{Size: side}}
 }

@@ -109,12 +109,25 @@ func uint8Array(v any, rank int) (*pickle.NDArray, error) {
 // array (N, 3072), channel-major like the binary records, and whose
 // b'labels' is a list of N ints in 0-9. name is used in errors only.
 func ParseCIFARPickleBatch(name string, data []byte) (pix, labels []byte, err error) {
-	d, err := pickleDict("CIFAR-10 python batch", name, data)
+	return cifar10.parsePickleBatch(name, data)
+}
+
+// ParseCIFAR100PickleBatch parses a CIFAR-100 python file (train or test)
+// like ParseCIFARPickleBatch, its labels being b'fine_labels' in 0-99.
+func ParseCIFAR100PickleBatch(name string, data []byte) (pix, labels []byte, err error) {
+	return cifar100.parsePickleBatch(name, data)
+}
+
+// parsePickleBatch parses a python batch of the set: b'data' and the
+// labels under the set's key.
+func (s *cifarSet) parsePickleBatch(name string, data []byte) (pix, labels []byte, err error) {
+	what := s.name + " python batch"
+	d, err := pickleDict(what, name, data)
 	if err != nil {
 		return nil, nil, err
 	}
 	bad := func(format string, args ...any) ([]byte, []byte, error) {
-		return nil, nil, fmt.Errorf("CIFAR-10 python batch %s: %s", name, fmt.Sprintf(format, args...))
+		return nil, nil, fmt.Errorf("%s %s: %s", what, name, fmt.Sprintf(format, args...))
 	}
 	dv, ok := dictGet(d, "data")
 	if !ok {
@@ -127,13 +140,13 @@ func ParseCIFARPickleBatch(name string, data []byte) (pix, labels []byte, err er
 	if arr.Shape[1] != cifarPixels {
 		return bad("b'data' has shape %v, want (N, %d)", arr.Shape, cifarPixels)
 	}
-	lv, ok := dictGet(d, "labels")
+	lv, ok := dictGet(d, s.pyLabels)
 	if !ok {
-		return bad("no b'labels' key")
+		return bad("no b'%s' key", s.pyLabels)
 	}
 	ls, err := toInts(lv)
 	if err != nil {
-		return bad("b'labels' is %v", err)
+		return bad("b'%s' is %v", s.pyLabels, err)
 	}
 	if len(ls) != arr.Shape[0] {
 		return bad("%d labels for %d images", len(ls), arr.Shape[0])
@@ -143,27 +156,29 @@ func ParseCIFARPickleBatch(name string, data []byte) (pix, labels []byte, err er
 	}
 	labels = make([]byte, len(ls))
 	for i, l := range ls {
-		if l < 0 || l >= cifarClasses {
-			return bad("label %d of record %d out of range [0, %d)", l, i, cifarClasses)
+		if l < 0 || l >= int64(len(s.classes)) {
+			return bad("label %d of record %d out of range [0, %d)", l, i, len(s.classes))
 		}
 		labels[i] = byte(l)
 	}
 	return arr.Data, labels, nil
 }
 
-// parseCIFARPickleMeta reads b'label_names' from batches.meta.
-func parseCIFARPickleMeta(name string, data []byte) ([]string, error) {
-	d, err := pickleDict("CIFAR-10 python meta", name, data)
+// parsePickleMeta reads the class names (b'label_names', CIFAR-100's
+// b'fine_label_names') from the python meta file.
+func (s *cifarSet) parsePickleMeta(name string, data []byte) ([]string, error) {
+	what := s.name + " python meta"
+	d, err := pickleDict(what, name, data)
 	if err != nil {
 		return nil, err
 	}
-	v, ok := dictGet(d, "label_names")
+	v, ok := dictGet(d, s.pyNames)
 	if !ok {
-		return nil, fmt.Errorf("CIFAR-10 python meta %s: no b'label_names' key", name)
+		return nil, fmt.Errorf("%s %s: no b'%s' key", what, name, s.pyNames)
 	}
 	names, err := toStrings(v)
 	if err != nil {
-		return nil, fmt.Errorf("CIFAR-10 python meta %s: b'label_names' is %v", name, err)
+		return nil, fmt.Errorf("%s %s: b'%s' is %v", what, name, s.pyNames, err)
 	}
 	return names, nil
 }

@@ -10,7 +10,7 @@ import (
 
 // checkCIFAR verifies a CIFAR-10 split built from generated batches with n
 // records each.
-func checkCIFAR(t *testing.T, ds *CIFAR10, split Split, n int) {
+func checkCIFAR(t *testing.T, ds *CIFAR, split Split, n int) {
 	t.Helper()
 	batches := []int{0}
 	if split == Train {

@@ -12,9 +12,11 @@
 // Every reader implements [Dataset] for one split ([Train], [Val] or
 // [Test]):
 //
-//   - [OpenCIFAR10]: the official binary (cifar-10-batches-bin) and python
-//     (cifar-10-batches-py) distributions, extracted or still in their
-//     .tar.gz archives; [DownloadCIFAR10] fetches, verifies and extracts them.
+//   - [OpenCIFAR10], [OpenCIFAR100]: the official binary
+//     (cifar-10-batches-bin, cifar-100-binary) and python
+//     (cifar-10-batches-py, cifar-100-python) distributions, extracted or
+//     still in their .tar.gz archives; [DownloadCIFAR10] and
+//     [DownloadCIFAR100] fetch, verify and extract them.
 //   - [OpenIDX], [OpenFashionMNIST], [OpenMNIST]: IDX files, plain or gzipped.
 //   - [OpenImageFolder]: train/<class>/*, test/<class>/* and optional val/.
 //   - [OpenMiniImageNet]: the four Mini-ImageNet layouts; the pooled ones are
@@ -25,15 +27,16 @@
 // # Size limits
 //
 // No file is read whole on trust. Each format has a size limit derived from
-// what it can hold: [MaxImageFileBytes] for an image file, exactly the size
-// its header declares for an IDX file (the header is read first), 30,730,000
-// bytes (10000 records of 3073 bytes) for a CIFAR-10 binary batch, and bounds
-// derived the same way for CIFAR-10 python batches and Mini-ImageNet pickle
-// caches and CSV files. The limit is checked before a regular file is read
-// and enforced while reading a stream (a gzip or tar member, a pipe, a device
-// such as /dev/zero); a file over it is an error naming the file, the size
-// found and the limit, wrapping [ErrTooLarge]. A [Loader] with SkipBadImages
-// skips and counts such an image like any corrupt one.
+// what it can hold: [MaxImageFileBytes] for an image file, exactly the size its
+// header declares for an IDX file (the header is read first), 30,730,000 bytes
+// (10000 records of 3073 bytes) for a CIFAR-10 binary batch, 153,700,000 (50000
+// records of 3074 bytes) for a CIFAR-100 binary file, and bounds derived the
+// same way for the CIFAR python files and Mini-ImageNet pickle caches and CSV
+// files. The limit is checked before a regular file is read and enforced while
+// reading a stream (a gzip or tar member, a pipe, a device such as /dev/zero);
+// a file over it is an error naming the file, the size found and the limit,
+// wrapping [ErrTooLarge]. A [Loader] with SkipBadImages skips and counts such
+// an image like any corrupt one.
 //
 // # Transforms
 //
@@ -44,13 +47,15 @@
 // [RandomErasing] works on that, and [Mixer] mixes whole float32 batches
 // (Mixup / CutMix with label smoothing folded into soft targets).
 //
-// Which transforms a run uses is this package's policy too: [NativeSide] and
-// [IsNativeSide] tell whether a data set's images are already at the model's
-// side, [TrainTransformFor] and [EvalTransformFor] pick the small-image or
-// the 224 px recipe accordingly, [DefaultDir] names a data set's default
-// folder, and [PrepareForModel] prepares one image for prediction. Every
-// transform describes itself (a String method); [Describe] gives the words
-// config.json records.
+// Which transforms a run uses is this package's policy too: [NativeSide]
+// gives a data set's native side, [TrainTransformFor] and [EvalTransformFor]
+// pick the small-image recipe (up to [SmallImageMaxScale] times the native
+// side: [PadTo] or [Resize], random crop with padding, flip) or the 224 px
+// one, and [TransformRule] says which and why; [DefaultDir] names a data
+// set's default folder, [Download] fetches the data sets that can be, and
+// [PrepareForModel] prepares one image for prediction. Every transform
+// describes itself (a String method); [Describe] gives the words config.json
+// records.
 //
 // # Loading
 //

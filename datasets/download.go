@@ -15,18 +15,28 @@ import (
 	"strings"
 )
 
-// CIFAR10BaseURL is where the official CIFAR-10 archives are published.
-const CIFAR10BaseURL = "https://www.cs.toronto.edu/~kriz/"
+// CIFARBaseURL is where the official CIFAR-10 and CIFAR-100 archives are
+// published.
+const CIFARBaseURL = "https://www.cs.toronto.edu/~kriz/"
 
-// CIFAR10MD5 are the MD5 sums of the official archives (DATA.md).
+// CIFAR10MD5 are the MD5 sums of the official CIFAR-10 archives (DATA.md).
 var CIFAR10MD5 = map[CIFARFormat]string{
 	CIFARBinary: "c32a1d4ab5d03f1284b67883e8d87530",
 	CIFARPython: "c58f30108f718f92721af3b95e74349a",
 }
 
-// DownloadOptions configures DownloadCIFAR10 and DownloadFile.
+// CIFAR100MD5 are the MD5 sums of the official CIFAR-100 archives: the
+// python one as torchvision's CIFAR100 checks it (tgz_md5), the binary one
+// as the publisher's page lists it.
+var CIFAR100MD5 = map[CIFARFormat]string{
+	CIFARBinary: "03b5dce01913d631647c71ecec9e9cb8",
+	CIFARPython: "eb9058c3a382ffc7106e4002c42a8d85",
+}
+
+// DownloadOptions configures DownloadCIFAR10, DownloadCIFAR100 and
+// DownloadFile.
 type DownloadOptions struct {
-	// BaseURL replaces CIFAR10BaseURL (a mirror, or a test server).
+	// BaseURL replaces CIFARBaseURL (a mirror, or a test server).
 	BaseURL string
 	// MD5 replaces the expected sum of the archive (hex).
 	MD5 string
@@ -47,10 +57,21 @@ type DownloadOptions struct {
 // ExtractTarGz). An archive already in dir is verified the same way but
 // never removed.
 func DownloadCIFAR10(ctx context.Context, dir string, format CIFARFormat, opts DownloadOptions) (string, error) {
-	out := filepath.Join(dir, format.dir())
+	return downloadCIFAR(ctx, cifar10, dir, format, opts)
+}
+
+// DownloadCIFAR100 is DownloadCIFAR10 for CIFAR-100: it returns
+// dir/cifar-100-binary or dir/cifar-100-python, checking the archive
+// against CIFAR100MD5.
+func DownloadCIFAR100(ctx context.Context, dir string, format CIFARFormat, opts DownloadOptions) (string, error) {
+	return downloadCIFAR(ctx, cifar100, dir, format, opts)
+}
+
+func downloadCIFAR(ctx context.Context, set *cifarSet, dir string, format CIFARFormat, opts DownloadOptions) (string, error) {
+	out := filepath.Join(dir, set.dirs[format])
 	complete := true
 	for _, split := range []Split{Train, Test} {
-		for _, name := range format.batchFiles(split) {
+		for _, name := range set.batchFiles(format, split) {
 			complete = complete && fileExists(filepath.Join(out, name))
 		}
 	}
@@ -58,13 +79,13 @@ func DownloadCIFAR10(ctx context.Context, dir string, format CIFARFormat, opts D
 		return out, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("download CIFAR-10: %w", err)
+		return "", fmt.Errorf("download %s: %w", set.name, err)
 	}
 	want := opts.MD5
 	if want == "" {
-		want = CIFAR10MD5[format]
+		want = set.md5[format]
 	}
-	archive := filepath.Join(dir, format.archive())
+	archive := filepath.Join(dir, set.archives[format])
 	if fileExists(archive) {
 		if err := VerifyMD5(archive, want); err != nil {
 			return "", err
@@ -72,9 +93,9 @@ func DownloadCIFAR10(ctx context.Context, dir string, format CIFARFormat, opts D
 	} else {
 		base := opts.BaseURL
 		if base == "" {
-			base = CIFAR10BaseURL
+			base = CIFARBaseURL
 		}
-		url := strings.TrimSuffix(base, "/") + "/" + format.archive()
+		url := strings.TrimSuffix(base, "/") + "/" + set.archives[format]
 		if err := DownloadFile(ctx, url, archive, want, opts); err != nil {
 			return "", err
 		}
@@ -82,7 +103,7 @@ func DownloadCIFAR10(ctx context.Context, dir string, format CIFARFormat, opts D
 	if dirExists(out) {
 		// An incomplete earlier extraction: replace it.
 		if err := os.RemoveAll(out); err != nil {
-			return "", fmt.Errorf("download CIFAR-10: %w", err)
+			return "", fmt.Errorf("download %s: %w", set.name, err)
 		}
 	}
 	if err := ExtractTarGz(archive, dir); err != nil {

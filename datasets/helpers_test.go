@@ -211,7 +211,11 @@ func runPython(t testing.TB, script string, args ...string) {
 // py2CIFARBatch hand-assembles a CIFAR-10 python batch the way Python 2's
 // cPickle (protocol 2) wrote the official files: str keys as
 // SHORT_BINSTRING and the numpy raw data as a BINSTRING.
-func py2CIFARBatch(b, n int) []byte {
+func py2CIFARBatch(b, n int) []byte { return py2CIFARPickle("labels", b, n, cifarLabel) }
+
+// py2CIFARPickle is py2CIFARBatch with the labels, label(b, i), under
+// labelKey (CIFAR-100's "fine_labels").
+func py2CIFARPickle(labelKey string, b, n int, label func(b, i int) byte) []byte {
 	var p bytes.Buffer
 	p.WriteString("\x80\x02}(")
 	shortStr := func(s string) {
@@ -241,10 +245,10 @@ func py2CIFARBatch(b, n int) []byte {
 	_ = binary.Write(&p, binary.LittleEndian, int32(len(raw)))
 	p.Write(raw)
 	p.WriteString("tb")
-	shortStr("labels")
+	shortStr(labelKey)
 	p.WriteString("](")
 	for i := 0; i < n; i++ {
-		binint(int(cifarLabel(b, i)))
+		binint(int(label(b, i)))
 	}
 	p.WriteString("eu.")
 	return p.Bytes()

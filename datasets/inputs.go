@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 )
@@ -11,23 +12,29 @@ import (
 
 // ModelInput is the transform of an image given to a model of Side px at
 // inference, as CLI.md's predict says: an image of exactly Side x Side is
-// used as is; any other goes through EvalTransform(Side) (shorter side
-// resized to Side / EvalCropPct, then center-cropped). It draws nothing
-// from rng.
+// used as is; a square image whose side is in the small-image range of Side
+// (see smallImageFit, its own side taken as native) is padded or resized to
+// Side as evaluation does; any other goes through EvalTransform(Side)
+// (shorter side resized to Side / EvalCropPct, then center-cropped). It
+// draws nothing from rng.
 type ModelInput struct{ Side int }
 
-// Apply returns img itself when it is Side x Side, else its resized center
-// crop.
+// Apply returns img itself when it is Side x Side, else img brought to
+// Side as the type's comment says.
 func (t ModelInput) Apply(img *Image, rng *rand.Rand) *Image {
 	if img.Width == t.Side && img.Height == t.Side {
 		return img
+	}
+	if fit, ok := smallImageFit(img.Width, t.Side); ok && img.Width == img.Height {
+		return fit.Apply(img, rng)
 	}
 	return EvalTransform(t.Side).Apply(img, rng)
 }
 
 // String describes the transform.
 func (t ModelInput) String() string {
-	return fmt.Sprintf("as is at %dx%d, else %s", t.Side, t.Side, Describe(EvalTransform(t.Side)))
+	return fmt.Sprintf("as is at %dx%d; a square image of %d-%d px padded or resized to it; else %s", t.Side, t.Side,
+		int(math.Ceil(float64(t.Side)/SmallImageMaxScale)), t.Side, Describe(EvalTransform(t.Side)))
 }
 
 // IsImageFile reports whether a file name (with or without its folder) is

@@ -35,11 +35,13 @@ func openOptions(splitSeed uint64) datasets.OpenOptions {
 
 // DataPlan describes the data of a run: the splits, transforms and
 // normalization actually used. TrainAugment and EvalTransform describe the
-// transforms as config.json records them (datasets.Describe).
+// transforms as config.json records them (datasets.Describe), and
+// TransformRule why they were chosen (datasets.TransformRule).
 type DataPlan struct {
 	Train, Test   datasets.Dataset
 	TrainAugment  string
 	EvalTransform string
+	TransformRule string
 	Normalize     datasets.Normalize
 	trainT, evalT datasets.Transform
 
@@ -50,15 +52,15 @@ type DataPlan struct {
 }
 
 // openData opens the training and test splits of a run, downloading
-// CIFAR-10 first when asked.
+// CIFAR-10 or CIFAR-100 first when asked.
 func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error) {
 	dir := o.DataDir
-	if o.Dataset == datasets.NameCIFAR10 && o.Download {
+	if o.Download && datasets.Downloadable(o.Dataset) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("data-dir %s: %w", dir, err)
 		}
 		last := int64(-1)
-		got, err := datasets.DownloadCIFAR10(ctx, dir, datasets.CIFARBinary, datasets.DownloadOptions{
+		got, err := datasets.Download(ctx, o.Dataset, dir, datasets.DownloadOptions{
 			Progress: func(done, total int64) {
 				if mb := done >> 23; mb != last { // every 8 MiB
 					last = mb
@@ -67,7 +69,7 @@ func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error)
 			},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("download CIFAR-10 into %s: %w", dir, err)
+			return nil, fmt.Errorf("download %s into %s: %w", o.Dataset, dir, err)
 		}
 		dir = got
 	}
@@ -75,8 +77,8 @@ func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error)
 	tr, err := datasets.Open(o.Dataset, dir, datasets.Train, opts)
 	if err != nil {
 		hint := ""
-		if o.Dataset == datasets.NameCIFAR10 && !o.Download && errors.Is(err, fs.ErrNotExist) {
-			hint = " (add --download to fetch CIFAR-10)"
+		if datasets.Downloadable(o.Dataset) && !o.Download && errors.Is(err, fs.ErrNotExist) {
+			hint = fmt.Sprintf(" (add --download to fetch %s)", o.Dataset)
 		}
 		return nil, fmt.Errorf("open the training split: %w%s", err, hint)
 	}
@@ -98,6 +100,7 @@ func openData(ctx context.Context, o *Options, log io.Writer) (*DataPlan, error)
 	}
 	p.evalT = datasets.EvalTransformWith(o.Dataset, p.Train, o.ImgSize, interp)
 	p.TrainAugment, p.EvalTransform = datasets.Describe(p.trainT), datasets.Describe(p.evalT)
+	p.TransformRule = datasets.TransformRule(o.Dataset, p.Train, o.ImgSize)
 	if p.Train.Len() == 0 || p.Test.Len() == 0 {
 		return nil, fmt.Errorf("%s at %s: %d training and %d test images: both splits need images", o.Dataset, dir, p.Train.Len(), p.Test.Len())
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gsrmt/gsrmt/datasets"
 	"github.com/gsrmt/gsrmt/gsrmt"
 	"github.com/gsrmt/gsrmt/internal/dist"
 	"github.com/sugarme/gotch"
@@ -20,9 +21,9 @@ import (
 // reported as the flag the user typed. Fields named "-" are not part of the
 // run's identity (where and how fast it runs, where it writes).
 type Options struct {
-	Dataset       string `json:"dataset"` // cifar10, mini-imagenet, fashion-mnist, mnist, imagefolder
+	Dataset       string `json:"dataset"` // cifar10, cifar100, mini-imagenet, fashion-mnist, mnist, imagefolder
 	DataDir       string `json:"data-dir"`
-	Download      bool   `json:"download"` // fetch CIFAR-10 when it is missing
+	Download      bool   `json:"download"` // fetch CIFAR-10 or CIFAR-100 when it is missing
 	SplitSeed     uint64 `json:"split-seed"`
 	SkipBadImages bool   `json:"skip-bad-images"`
 
@@ -52,8 +53,8 @@ type Options struct {
 	// torchvision's size ("" or "zero"), or timm's mode "pixel" (per-pixel
 	// normal noise, timm's scale 0.02-1/3 and ratio 0.3-1/0.3).
 	RandomErasingMode string `json:"random-erasing-mode"`
-	// CropPadding is the zero padding of the random crop used at a data set's
-	// native side (CIFAR-10 32 px, Fashion-MNIST 28 px); 0 turns the crop off.
+	// CropPadding is the zero padding of the random crop of the small-image
+	// recipe (datasets.SmallImageMaxScale); 0 turns the crop off.
 	CropPadding   int     `json:"crop-padding"`
 	RandomErasing float64 `json:"random-erasing"` // Random Erasing probability (0: off)
 	GradClip      float64 `json:"grad-clip"`      // max global gradient norm (0: off)
@@ -247,6 +248,8 @@ func (o *Options) Validate() error {
 	switch {
 	case o.DataDir == "" && o.Dataset != "fashion-mnist" && o.Dataset != "mnist":
 		return fmt.Errorf("data-dir: a folder is required for %s", o.Dataset)
+	case o.Download && !datasets.Downloadable(o.Dataset):
+		return fmt.Errorf("download: %s cannot be downloaded (only %s and %s can); put it in --data-dir", o.Dataset, datasets.NameCIFAR10, datasets.NameCIFAR100)
 	case o.ImgSize < gsrmt.MinImageSize || o.ImgSize > gsrmt.MaxImageSize:
 		return fmt.Errorf("img-size %d: want a side of %d to %d pixels", o.ImgSize, gsrmt.MinImageSize, gsrmt.MaxImageSize)
 	case o.Epochs < 1:

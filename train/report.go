@@ -74,6 +74,7 @@ type runConfig struct {
 	SplitRule      string  `json:"split_rule,omitempty"`
 	TrainAugment   string  `json:"train_augment"`
 	EvalTransform  string  `json:"eval_transform"`
+	TransformRule  string  `json:"transform_rule"` // why train_augment and eval_transform were chosen
 	GrayToRGB      bool    `json:"gray_to_rgb"`
 	Epochs         int     `json:"epochs"`
 	BatchSize      int     `json:"batch_size"` // the global batch: RankBatchSize on each of WorldSize ranks
@@ -169,7 +170,7 @@ func writeConfig(path string, r *run) error {
 	c := runConfig{
 		Model: o.Model, RunInfo: r.runInfo(), Classes: len(r.classes),
 		TrainImages: r.data.Train.Len(), TestImages: r.data.Test.Len(),
-		TrainAugment: r.data.TrainAugment, EvalTransform: r.data.EvalTransform,
+		TrainAugment: r.data.TrainAugment, EvalTransform: r.data.EvalTransform, TransformRule: r.data.TransformRule,
 		GrayToRGB: n.OutChannels == 3 && datasets.NativeSide(o.Dataset) == 28,
 		Epochs:    o.Epochs, BatchSize: o.Batch, WorldSize: o.WorldSize, RankBatchSize: o.Batch / o.WorldSize, StepsPerEpoch: r.spe, LR: o.LR, MinLR: o.MinLR,
 		WarmupEpochs: o.WarmupEpochs, WarmupSteps: r.sched.WarmupSteps, Optimizer: "adamw (0.9, 0.999), eps 1e-8, decoupled decay, none on biases/norms/layerscale",
