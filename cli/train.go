@@ -87,70 +87,25 @@ func applyRuntime(c *cli.Context) error {
 }
 
 func trainCommand() *cli.Command {
-	data := append([]cli.Flag{
-		&cli.StringFlag{Name: "dataset", Value: "cifar10", Usage: "cifar10, cifar100, mini-imagenet, fashion-mnist, mnist or imagefolder"},
-		&cli.StringFlag{Name: "data-dir", Usage: "data set folder (fashion-mnist: default /usr/share/datasets/fashion-mnist)"},
-		&cli.BoolFlag{Name: "download", Usage: "download CIFAR-10 or CIFAR-100 into --data-dir when it is missing (MD5-checked)"},
-		&cli.Uint64Flag{Name: "split-seed", Usage: "seed of Mini-ImageNet's pooled train/test split"},
-		&cli.BoolFlag{Name: "skip-bad-images", Usage: "skip and count corrupt images instead of stopping"},
-		&cli.IntFlag{Name: "limit-train", Usage: "use the first N training images (0: all)"},
-		&cli.IntFlag{Name: "limit-eval", Usage: "use the first N test images (0: all)"},
-	}, selectionFlags()...)
-	optimization := []cli.Flag{
-		&cli.StringFlag{Name: "recipe", Value: "default", Usage: "default (DeiT's optimizer and mixing), cifar, mini-imagenet, or rmt (RMT's main.py: timm RandAugment, bicubic, 3 repeats, EMA; docs/RECIPES.md): sets the hyper-parameters below, which flags override"},
-		&cli.IntFlag{Name: "epochs", Value: 300, Usage: "training epochs"},
-		&cli.IntFlag{Name: "batch-size", Value: 128, Usage: "images per forward/backward (the global batch in a distributed run); a step takes --grad-accum-steps of them"},
-		&cli.Float64Flag{Name: "lr", Usage: "peak learning rate (default: the recipe's, 5e-4 x batch/512)"},
-		&cli.Float64Flag{Name: "min-lr", Usage: "final learning rate of the cosine (default 1e-5)"},
-		&cli.Float64Flag{Name: "weight-decay", Usage: "AdamW's decoupled weight decay (default 0.05)"},
-		&cli.Float64Flag{Name: "warmup-epochs", Usage: "epochs of linear warmup (default 5)"},
-		&cli.Float64Flag{Name: "label-smoothing", Usage: "label smoothing (default 0.1)"},
-		&cli.Float64Flag{Name: "grad-clip", Usage: "clip the global gradient norm to this value (0: off)"},
-		&cli.Float64Flag{Name: "ema", Usage: "keep an EMA of the weights with this decay, e.g. 0.9998 (0: off)"},
-		&cli.BoolFlag{Name: "amp", Usage: "autocast on CUDA: bf16; --amp fp16 for fp16 with dynamic loss scaling (V100, T4)"},
-		&cli.BoolFlag{Name: "drop-last", Value: true, Usage: "drop the last partial training batch"},
-		&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "seeds libtorch and every Go random source"},
-	}
-	optimization = append(optimization, precisionFlags()...)
-	augmentation := []cli.Flag{
-		&cli.Float64Flag{Name: "mixup", Usage: "Mixup alpha, 0 for off (default 0.8)"},
-		&cli.Float64Flag{Name: "cutmix", Usage: "CutMix alpha, 0 for off (default 1.0)"},
-		&cli.BoolFlag{Name: "randaugment", Usage: "RandAugment (2 ops, magnitude 9)"},
-		&cli.StringFlag{Name: "aa", Usage: "timm's RandAugment policy, e.g. rand-m9-mstd0.5-inc1 (m magnitude, n ops, mstd magnitude noise, mmax bound, inc1 increasing ops, w0 weights, p op probability); replaces the recipe's --randaugment"},
-		&cli.StringFlag{Name: "interpolation", Usage: "bilinear or bicubic, for the training crop, --aa's geometric ops and the evaluation resize (default bilinear)"},
-		&cli.IntFlag{Name: "aug-repeats", Usage: "repeated augmentation: each image N times an epoch, on different ranks, epoch length kept (timm's RepeatAugSampler; 0: off)"},
-		&cli.IntFlag{Name: "crop-padding", Value: 4, Usage: "zero padding of the random crop at up to 1.5x a data set's native side (CIFAR 32, Fashion-MNIST 28); 0: no crop"},
-		&cli.Float64Flag{Name: "random-erasing", Usage: "Random Erasing probability (0: off)"},
-		&cli.StringFlag{Name: "random-erasing-mode", Usage: "zero (torchvision's, default) or pixel (timm's: per-pixel normal noise, area 0.02-1/3)"},
-	}
-	runFolder := []cli.Flag{
-		&cli.StringFlag{Name: "out", Value: "runs/gsrmt", Usage: "run folder: config.json, metrics.csv, last.pt, best.pt, curves.png"},
-		&cli.StringFlag{Name: "resume", Usage: "continue the run saved in this last.pt, with its recorded options (auto: --out's last.pt when there is one)"},
-		&cli.BoolFlag{Name: "overwrite", Usage: "replace the run already in --out (its files are removed first)"},
-		&cli.BoolFlag{Name: "reset-optimizer", Usage: "let --resume start from a file without optimizer state, with fresh AdamW moments"},
-		&cli.IntFlag{Name: "eval-every", Value: 1, Usage: "evaluate every N epochs (and after the last)"},
-		&cli.IntFlag{Name: "save-every-steps", Usage: "also write last.pt every N steps inside an epoch (0: at each epoch's end only)"},
-		&cli.BoolFlag{Name: "json", Usage: `print one JSON object at the end: {"run_dir", "steps", "interrupted", "best_top1", "best": {"epoch", "split", "source"}, "best_test", "epochs", "last": {metrics.csv's columns}}`},
-		&cli.IntFlag{Name: "keep-checkpoints", Usage: "also keep checkpoint-EPOCH.pt for the K evaluated epochs with the best top-1 on the --select-on split (0: best.pt and last.pt only)"},
-		&cli.StringFlag{Name: "config", Usage: "take every flag not given from this file: a run's config.json, or JSON/YAML of flag names (docs/LOGS.md)"},
-	}
-	runFolder = append(runFolder, logFlags()...)
-	distributed := append(distFlags(),
-		&cli.BoolFlag{Name: "sync-bn", Usage: "BatchNorm statistics over the global batch (torch.nn.SyncBatchNorm)"},
-		&cli.BoolFlag{Name: "check-replicas", Usage: "verify after every step that the ranks hold identical weights (a debugging aid)"},
-	)
 	var flags []cli.Flag
 	for _, g := range []struct {
 		name  string
 		flags []cli.Flag
-	}{{"Data", data}, {"Optimization", optimization}, {"Augmentation", augmentation}, {"Model", modelFlags(10)},
-		{"Run folder", runFolder}, {"Fine-tuning", finetuneFlags()}, {"Runtime", runtimeFlags(true)}, {"Distributed", distributed}} {
+	}{{"Data", trainDataFlags()}, {"Optimization", optimizationFlags()}, {"Augmentation", augmentationFlags()}, {"Model", modelFlags(10)},
+		{"Run folder", runFolderFlags()}, {"Fine-tuning", finetuneFlags()}, {"Runtime", runtimeFlags(true)}, {"Distributed", trainDistFlags()}} {
 		flags = append(flags, inCategory(g.name, g.flags)...)
 	}
 	return &cli.Command{
-		Name:  "train",
-		Usage: "train a model (AdamW, warmup + cosine, Mixup/CutMix, EMA) and evaluate it every epoch",
-		Description: `Writes the run folder: config.json (every value used), metrics.csv (one row per epoch),
+		Name:        "train",
+		Usage:       "train a model (AdamW, warmup + cosine, Mixup/CutMix, EMA) and evaluate it every epoch",
+		Description: trainDescription,
+		Flags:       flags,
+		Action:      runTrain,
+	}
+}
+
+// trainDescription is train's --help text.
+const trainDescription = `Writes the run folder: config.json (every value used), metrics.csv (one row per epoch),
 last.pt and best.pt (PyTorch-compatible checkpoints) and curves.png. Ctrl-C finishes the step, writes
 last.pt and exits 0; --resume last.pt continues exactly where it stopped, with the options it
 recorded (flags that contradict them are refused; --epochs may extend the run). A folder that holds
@@ -186,10 +141,78 @@ Every run appends one JSON line per step to events.jsonl (loss, lr, grad norm, i
 --tensorboard also writes TensorBoard event files. --config FILE takes every flag not given on the
 command line from a run's config.json or a JSON/YAML file of flag names (docs/LOGS.md).
 
-` + finetuneHelp,
-		Flags:  flags,
-		Action: runTrain,
+` + finetuneHelp
+
+// trainDataFlags choose the data set, its splits and how much of it.
+func trainDataFlags() []cli.Flag {
+	return append([]cli.Flag{
+		&cli.StringFlag{Name: "dataset", Value: "cifar10", Usage: "cifar10, cifar100, mini-imagenet, fashion-mnist, mnist or imagefolder"},
+		&cli.StringFlag{Name: "data-dir", Usage: "data set folder (fashion-mnist: default /usr/share/datasets/fashion-mnist)"},
+		&cli.BoolFlag{Name: "download", Usage: "download CIFAR-10 or CIFAR-100 into --data-dir when it is missing (MD5-checked)"},
+		&cli.Uint64Flag{Name: "split-seed", Usage: "seed of Mini-ImageNet's pooled train/test split"},
+		&cli.BoolFlag{Name: "skip-bad-images", Usage: "skip and count corrupt images instead of stopping"},
+		&cli.IntFlag{Name: "limit-train", Usage: "use the first N training images (0: all)"},
+		&cli.IntFlag{Name: "limit-eval", Usage: "use the first N test images (0: all)"},
+	}, selectionFlags()...)
+}
+
+// optimizationFlags set the optimizer, schedule, precision and seed.
+func optimizationFlags() []cli.Flag {
+	optimization := []cli.Flag{
+		&cli.StringFlag{Name: "recipe", Value: "default", Usage: "default (DeiT's optimizer and mixing), cifar, mini-imagenet, or rmt (RMT's main.py: timm RandAugment, bicubic, 3 repeats, EMA; docs/RECIPES.md): sets the hyper-parameters below, which flags override"},
+		&cli.IntFlag{Name: "epochs", Value: 300, Usage: "training epochs"},
+		&cli.IntFlag{Name: "batch-size", Value: 128, Usage: "images per forward/backward (the global batch in a distributed run); a step takes --grad-accum-steps of them"},
+		&cli.Float64Flag{Name: "lr", Usage: "peak learning rate (default: the recipe's, 5e-4 x batch/512)"},
+		&cli.Float64Flag{Name: "min-lr", Usage: "final learning rate of the cosine (default 1e-5)"},
+		&cli.Float64Flag{Name: "weight-decay", Usage: "AdamW's decoupled weight decay (default 0.05)"},
+		&cli.Float64Flag{Name: "warmup-epochs", Usage: "epochs of linear warmup (default 5)"},
+		&cli.Float64Flag{Name: "label-smoothing", Usage: "label smoothing (default 0.1)"},
+		&cli.Float64Flag{Name: "grad-clip", Usage: "clip the global gradient norm to this value (0: off)"},
+		&cli.Float64Flag{Name: "ema", Usage: "keep an EMA of the weights with this decay, e.g. 0.9998 (0: off)"},
+		&cli.BoolFlag{Name: "amp", Usage: "autocast on CUDA: bf16; --amp fp16 for fp16 with dynamic loss scaling (V100, T4)"},
+		&cli.BoolFlag{Name: "drop-last", Value: true, Usage: "drop the last partial training batch"},
+		&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "seeds libtorch and every Go random source"},
 	}
+	return append(optimization, precisionFlags()...)
+}
+
+// augmentationFlags set the training augmentation.
+func augmentationFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.Float64Flag{Name: "mixup", Usage: "Mixup alpha, 0 for off (default 0.8)"},
+		&cli.Float64Flag{Name: "cutmix", Usage: "CutMix alpha, 0 for off (default 1.0)"},
+		&cli.BoolFlag{Name: "randaugment", Usage: "RandAugment (2 ops, magnitude 9)"},
+		&cli.StringFlag{Name: "aa", Usage: "timm's RandAugment policy, e.g. rand-m9-mstd0.5-inc1 (m magnitude, n ops, mstd magnitude noise, mmax bound, inc1 increasing ops, w0 weights, p op probability); replaces the recipe's --randaugment"},
+		&cli.StringFlag{Name: "interpolation", Usage: "bilinear or bicubic, for the training crop, --aa's geometric ops and the evaluation resize (default bilinear)"},
+		&cli.IntFlag{Name: "aug-repeats", Usage: "repeated augmentation: each image N times an epoch, on different ranks, epoch length kept (timm's RepeatAugSampler; 0: off)"},
+		&cli.IntFlag{Name: "crop-padding", Value: 4, Usage: "zero padding of the random crop at up to 1.5x a data set's native side (CIFAR 32, Fashion-MNIST 28); 0: no crop"},
+		&cli.Float64Flag{Name: "random-erasing", Usage: "Random Erasing probability (0: off)"},
+		&cli.StringFlag{Name: "random-erasing-mode", Usage: "zero (torchvision's, default) or pixel (timm's: per-pixel normal noise, area 0.02-1/3)"},
+	}
+}
+
+// runFolderFlags set where the run is written, resumed and logged.
+func runFolderFlags() []cli.Flag {
+	runFolder := []cli.Flag{
+		&cli.StringFlag{Name: "out", Value: "runs/gsrmt", Usage: "run folder: config.json, metrics.csv, last.pt, best.pt, curves.png"},
+		&cli.StringFlag{Name: "resume", Usage: "continue the run saved in this last.pt, with its recorded options (auto: --out's last.pt when there is one)"},
+		&cli.BoolFlag{Name: "overwrite", Usage: "replace the run already in --out (its files are removed first)"},
+		&cli.BoolFlag{Name: "reset-optimizer", Usage: "let --resume start from a file without optimizer state, with fresh AdamW moments"},
+		&cli.IntFlag{Name: "eval-every", Value: 1, Usage: "evaluate every N epochs (and after the last)"},
+		&cli.IntFlag{Name: "save-every-steps", Usage: "also write last.pt every N steps inside an epoch (0: at each epoch's end only)"},
+		&cli.BoolFlag{Name: "json", Usage: `print one JSON object at the end: {"run_dir", "steps", "interrupted", "best_top1", "best": {"epoch", "split", "source"}, "best_test", "epochs", "last": {metrics.csv's columns}}`},
+		&cli.IntFlag{Name: "keep-checkpoints", Usage: "also keep checkpoint-EPOCH.pt for the K evaluated epochs with the best top-1 on the --select-on split (0: best.pt and last.pt only)"},
+		&cli.StringFlag{Name: "config", Usage: "take every flag not given from this file: a run's config.json, or JSON/YAML of flag names (docs/LOGS.md)"},
+	}
+	return append(runFolder, logFlags()...)
+}
+
+// trainDistFlags are the data-parallel flags of train.
+func trainDistFlags() []cli.Flag {
+	return append(distFlags(),
+		&cli.BoolFlag{Name: "sync-bn", Usage: "BatchNorm statistics over the global batch (torch.nn.SyncBatchNorm)"},
+		&cli.BoolFlag{Name: "check-replicas", Usage: "verify after every step that the ranks hold identical weights (a debugging aid)"},
+	)
 }
 
 func runTrain(c *cli.Context) error {

@@ -235,26 +235,13 @@ func (r *run) setup() error {
 			return err
 		}
 	}
-	if r.trainL, err = r.data.trainLoader(o, len(r.classes), r.rep.shard(true)); err != nil {
-		return fmt.Errorf("training data: %w", err)
-	}
-	if r.testL, err = r.data.evalLoader(o, r.data.Test, o.Batch/o.WorldSize, r.rep.shard(false)); err != nil {
-		return fmt.Errorf("test data: %w", err)
-	}
-	if r.data.Val != nil {
-		if r.valL, err = r.data.evalLoader(o, r.data.Val, o.Batch/o.WorldSize, r.rep.shard(false)); err != nil {
-			return fmt.Errorf("validation data: %w", err)
-		}
+	if err := r.openLoaders(); err != nil {
+		return err
 	}
 	r.lastSaved = -1
 	r.minBatch = gsrmt.MinTrainBatch(o.Model, o.ImgSize)
-	r.micro = r.trainL.NumBatches()
-	r.spe = (r.micro + o.GradAccumSteps - 1) / o.GradAccumSteps // timm: a partial last group is a step
 	if o.AMP && o.AMPDType == AMPFloat16 {
 		r.scaler = NewGradScaler(o.Device)
-	}
-	if r.spe == 0 {
-		return fmt.Errorf("training data: %d images give no batch of %d", r.data.Train.Len(), o.Batch)
 	}
 	total := int64(r.spe * o.Epochs)
 	r.sched = Schedule{BaseLR: o.LR, MinLR: o.MinLR, WarmupSteps: int64(math.Round(o.WarmupEpochs * float64(r.spe))), TotalSteps: total}
@@ -292,6 +279,31 @@ func (r *run) setup() error {
 	fmt.Fprintf(o.Log, "training %s %s on %s (%d train%s / %d test images, %d classes) at %d px on %v: %d epochs of %d steps; best.pt chosen on the %s split\n",
 		o.Model.Variant, o.Model.Preset, o.Dataset, r.data.Train.Len(), r.valCount(), r.data.Test.Len(), len(r.classes), o.ImgSize, DeviceName(o.Device), o.Epochs, r.spe,
 		o.selectionSplit())
+	return nil
+}
+
+// openLoaders opens the training, test and validation loaders (each rank
+// its shard) and sizes an epoch: its loader batches (micro) and optimizer
+// steps (spe).
+func (r *run) openLoaders() error {
+	o := &r.o
+	var err error
+	if r.trainL, err = r.data.trainLoader(o, len(r.classes), r.rep.shard(true)); err != nil {
+		return fmt.Errorf("training data: %w", err)
+	}
+	if r.testL, err = r.data.evalLoader(o, r.data.Test, o.Batch/o.WorldSize, r.rep.shard(false)); err != nil {
+		return fmt.Errorf("test data: %w", err)
+	}
+	if r.data.Val != nil {
+		if r.valL, err = r.data.evalLoader(o, r.data.Val, o.Batch/o.WorldSize, r.rep.shard(false)); err != nil {
+			return fmt.Errorf("validation data: %w", err)
+		}
+	}
+	r.micro = r.trainL.NumBatches()
+	r.spe = (r.micro + o.GradAccumSteps - 1) / o.GradAccumSteps // timm: a partial last group is a step
+	if r.spe == 0 {
+		return fmt.Errorf("training data: %d images give no batch of %d", r.data.Train.Len(), o.Batch)
+	}
 	return nil
 }
 
