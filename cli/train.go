@@ -92,7 +92,7 @@ func trainCommand() *cli.Command {
 		name  string
 		flags []cli.Flag
 	}{{"Data", trainDataFlags()}, {"Optimization", optimizationFlags()}, {"Augmentation", augmentationFlags()}, {"Model", modelFlags(10)},
-		{"Run folder", runFolderFlags()}, {"Fine-tuning", finetuneFlags()}, {"Runtime", runtimeFlags(true)}, {"Distributed", trainDistFlags()}} {
+		{"Run folder", runFolderFlags()}, {"Fine-tuning", finetuneFlags()}, {"Runtime", append(runtimeFlags(true), fixedThreadsFlag())}, {"Distributed", trainDistFlags()}} {
 		flags = append(flags, inCategory(g.name, g.flags)...)
 	}
 	return &cli.Command{
@@ -102,6 +102,12 @@ func trainCommand() *cli.Command {
 		Flags:       flags,
 		Action:      runTrain,
 	}
+}
+
+// fixedThreadsFlag turns off train's thread sizing to the free CPUs
+// (train.Options.FixedThreads).
+func fixedThreadsFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "fixed-threads", Usage: "keep --threads libtorch threads while other processes use the CPUs (default: use the CPUs they leave free, checked every 2 s)"}
 }
 
 // trainDescription is train's --help text.
@@ -371,7 +377,7 @@ func trainOptions(c *cli.Context) (train.Options, error) {
 		// (and nothing to resume): --resume auto starts afresh over it.
 		o.Overwrite = true
 	}
-	o.Threads, o.Workers = c.Int("threads"), c.Int("workers")
+	o.Threads, o.Workers, o.FixedThreads = c.Int("threads"), c.Int("workers"), c.Bool("fixed-threads")
 	if o.Device, err = parseDevice(c.String("device")); err != nil {
 		return o, err
 	}

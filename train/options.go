@@ -73,15 +73,19 @@ type Options struct {
 	// backward instead of keeping them (gsrmt.Model.ForwardCheckpointed).
 	CheckpointActivations bool `json:"-"`
 
-	Device     gotch.Device `json:"-"`
-	Threads    int          `json:"-"`
-	Workers    int          `json:"-"`
-	Seed       uint64       `json:"seed"`
-	Out        string       `json:"-"`
-	Resume     string       `json:"-"`
-	LimitTrain int          `json:"limit-train"` // use the first N training images (0: all)
-	LimitEval  int          `json:"limit-eval"`  // use the first N test images (0: all)
-	EvalEvery  int          `json:"eval-every"`  // evaluate every N epochs (and after the last)
+	Device  gotch.Device `json:"-"`
+	Threads int          `json:"-"`
+	// FixedThreads keeps Threads libtorch threads on the CPU even while other
+	// processes use the CPUs (--fixed-threads); without it a CPU run uses
+	// the CPUs they leave free (coreShare).
+	FixedThreads bool   `json:"-"`
+	Workers      int    `json:"-"`
+	Seed         uint64 `json:"seed"`
+	Out          string `json:"-"`
+	Resume       string `json:"-"`
+	LimitTrain   int    `json:"limit-train"` // use the first N training images (0: all)
+	LimitEval    int    `json:"limit-eval"`  // use the first N test images (0: all)
+	EvalEvery    int    `json:"eval-every"`  // evaluate every N epochs (and after the last)
 	// ValSplit (--val-split) is the validation split that chooses best.pt
 	// and is reported each epoch (docs/MODEL-SELECTION.md): a fraction in
 	// (0, 1) of the training set held out per class with --split-seed, or

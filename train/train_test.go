@@ -200,3 +200,16 @@ func TestTopKWithNaN(t *testing.T) {
 		t.Errorf("Argmax with NaN %d, want 1 (torch.argmax)", a)
 	}
 }
+
+// --fixed-threads and CUDA runs keep their threads: no coreShare.
+func TestCoreShareOff(t *testing.T) {
+	if c := newCoreShare(&Options{Device: gotch.CPU, FixedThreads: true}); c != nil {
+		t.Error("--fixed-threads still sizes the threads")
+	}
+	if c := newCoreShare(&Options{Device: gotch.CudaBuilder(0)}); c != nil {
+		t.Error("a CUDA run sizes its CPU threads")
+	}
+	if c := newCoreShare(&Options{Device: gotch.CPU}); runtime.GOOS == "linux" && c == nil {
+		t.Error("a CPU run on Linux does not size its threads")
+	}
+}

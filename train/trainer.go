@@ -180,6 +180,7 @@ type run struct {
 	gradNorm  float64  // the last step's global gradient norm, for the log
 
 	finetune *checkpoints.FinetuneReport // what --finetune loaded, if anything
+	cores    *coreShare                  // threads sized to the free CPUs; nil when off
 
 	micro  int         // loader batches per epoch: GradAccumSteps of them make a step
 	scaler *GradScaler // fp16 loss scaling (--amp-dtype float16), else nil
@@ -240,6 +241,7 @@ func (r *run) setup() error {
 	}
 	r.lastSaved = -1
 	r.minBatch = gsrmt.MinTrainBatch(o.Model, o.ImgSize)
+	r.cores = newCoreShare(o)
 	if o.AMP && o.AMPDType == AMPFloat16 {
 		r.scaler = NewGradScaler(o.Device)
 	}
@@ -602,6 +604,9 @@ func (r *run) trainEpoch(ctx context.Context, epoch int) (bool, error) {
 // agreement (--check-replicas) and the mid-epoch last.pt (--save-every-steps).
 func (r *run) afterStep() error {
 	o := &r.o
+	if err := r.cores.adjust(o); err != nil {
+		return err
+	}
 	if o.CheckReplicas {
 		if err := r.rep.checkSame(r.model, fmt.Sprintf("after step %d", r.step), true); err != nil {
 			return err
