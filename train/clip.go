@@ -60,11 +60,11 @@ func gradNormTensor(params []*gsrmt.Param) (total *ts.Tensor, err error) {
 	return total, nil
 }
 
-// globalGradNorm appends the defined gradients of the trainable params to
-// grads (the caller drops them) and returns the norm of their norms, or nil
-// when there are none.
-func globalGradNorm(params []*gsrmt.Param, grads *[]*ts.Tensor) *ts.Tensor {
-	var sq []*ts.Tensor
+// definedGrads returns the gradients of the trainable params that are
+// defined (a parameter that took no part in the loss has none); the caller
+// drops them.
+func definedGrads(params []*gsrmt.Param) []*ts.Tensor {
+	var grads []*ts.Tensor
 	for _, p := range params {
 		if !p.Trainable {
 			continue
@@ -74,6 +74,17 @@ func globalGradNorm(params []*gsrmt.Param, grads *[]*ts.Tensor) *ts.Tensor {
 			g.MustDrop()
 			continue
 		}
+		grads = append(grads, g)
+	}
+	return grads
+}
+
+// globalGradNorm appends the defined gradients of the trainable params to
+// grads (the caller drops them) and returns the norm of their norms, or nil
+// when there are none.
+func globalGradNorm(params []*gsrmt.Param, grads *[]*ts.Tensor) *ts.Tensor {
+	var sq []*ts.Tensor
+	for _, g := range definedGrads(params) {
 		*grads = append(*grads, g)
 		sq = append(sq, g.MustNorm(false))
 	}

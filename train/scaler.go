@@ -71,23 +71,8 @@ func (s *GradScaler) Unscale(params []*gsrmt.Param) (err error) {
 		return nil
 	}
 	defer torch.Catch(&err, "loss scaler: unscale")
-	var grads []*ts.Tensor
-	defer func() {
-		for _, g := range grads {
-			g.MustDrop()
-		}
-	}()
-	for _, p := range params {
-		if !p.Trainable {
-			continue
-		}
-		g := p.Tensor.MustGrad(false)
-		if !g.MustDefined() {
-			g.MustDrop()
-			continue
-		}
-		grads = append(grads, g)
-	}
+	grads := definedGrads(params)
+	defer dropAll(&grads)
 	inv := s.scale.MustTotype(gotch.Double, false).MustReciprocal(true).MustTotype(gotch.Float, true)
 	defer inv.MustDrop()
 	fill(s.foundInf, 0)
