@@ -78,6 +78,23 @@ type averager struct {
 	ref   map[string]*Tensor   // the first file's tensors (shapes, dtypes)
 	last  map[string]*Tensor   // integer tensors: the latest file's
 	cfgOf string               // the file whose config a.Config is
+	// weights collects whose weights each input gave (RunInfo.Weights:
+	// "model" or "ema"), so that the average says what it averaged.
+	weights map[string]bool
+}
+
+// Weights values of an average (RunInfo.Weights) whose inputs' weights were
+// of both kinds: some the trained model's, some the EMA's.
+const weightsMixed = "mixed"
+
+// weightsOf says whose weights the averager takes from ck: "ema" with
+// --ema or when a run chose the EMA's for the file's model entry, else
+// "model".
+func weightsOf(ck *Checkpoint, ema bool) string {
+	if ema || (ck.Run != nil && ck.Run.Weights == "ema") {
+		return "ema"
+	}
+	return "model"
 }
 
 // open reads one file's state (or EMA) and checks its config against the
@@ -99,6 +116,10 @@ func (acc *averager) open(path string, ema bool) ([]namedTensor, error) {
 		state = ck.Training.EMA
 	}
 	state, _ = StripPrefix(state)
+	if acc.weights == nil {
+		acc.weights = map[string]bool{}
+	}
+	acc.weights[weightsOf(ck, ema)] = true
 	if ck.Config != nil {
 		if a.Config == nil {
 			c := *ck.Config
@@ -158,6 +179,16 @@ func (acc *averager) add(tensors []namedTensor, path string) error {
 // order, and checks the result against the recorded config.
 func (acc *averager) finish(n float64) (*Averaged, error) {
 	a := acc.a
+	if a.Run != nil { // a copy: the first input's RunInfo stays its own
+		run := *a.Run
+		run.Weights = weightsMixed
+		if len(acc.weights) == 1 {
+			for w := range acc.weights {
+				run.Weights = w
+			}
+		}
+		a.Run = &run
+	}
 	a.State = NewOrderedDict()
 	for _, name := range acc.names {
 		var t *Tensor

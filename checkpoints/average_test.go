@@ -189,6 +189,9 @@ func TestAverageFilesTrainingCheckpoints(t *testing.T) {
 		if st.ModelConfig != m1.Config || st.Run == nil || st.Run.Dataset != "imagefolder" || st.Optimizer != nil || st.EMA != nil {
 			t.Errorf("ema %v: config %+v, run %+v, optimizer %v, EMA %v", ema, st.ModelConfig, st.Run, st.Optimizer, st.EMA)
 		}
+		if want := map[bool]string{false: "model", true: "ema"}[ema]; st.Run.Weights != want {
+			t.Errorf("ema %v: the average's run info says weights %q, want %q", ema, st.Run.Weights, want)
+		}
 		if st.Metrics["averaged_ema"] != ema {
 			t.Errorf("metrics %v", st.Metrics)
 		}
@@ -212,6 +215,26 @@ func TestAverageFilesTrainingCheckpoints(t *testing.T) {
 					t.Fatalf("ema %v: %s[%d] = %v, want %v", ema, name, k, gs[k], want)
 				}
 			}
+		}
+	}
+	// A best.pt whose run chose the EMA's weights beside a file of the
+	// model's: the average says its weights are mixed.
+	p4 := filepath.Join(dir, "ema-best.pt")
+	emaRun := *run
+	emaRun.Weights = "ema"
+	if err := SaveTraining(p4, nil, &TrainingState{ModelConfig: m1.Config, Run: &emaRun, Model: s2}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		paths []string
+		want  string
+	}{{[]string{p1, p4}, weightsMixed}, {[]string{p4, p4}, "ema"}} {
+		avg, err := AverageFiles(c.paths, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if avg.Run.Weights != c.want || avg.First.Run.Weights == weightsMixed {
+			t.Errorf("average of %v: weights %q, want %q (first input's run info %+v)", c.paths, avg.Run.Weights, c.want, avg.First.Run)
 		}
 	}
 	other := nanoModel(t, "swat", 3, 3, func(c *gsrmt.Config) { c.DropPath = 0.3 })

@@ -29,7 +29,8 @@ type RunInfo struct {
 	Recipe     string    `json:"recipe"`     // the hyper-parameter recipe: default, cifar or mini-imagenet
 	// Weights says whose weights the file's "model" entry holds: "ema" when
 	// a training run chose the EMA's for best.pt or a history checkpoint
-	// (docs/MODEL-SELECTION.md), "model" or empty for the trained model's.
+	// (docs/MODEL-SELECTION.md), "model" or empty for the trained model's,
+	// "mixed" for an average (AverageFiles) of files of both kinds.
 	Weights string `json:"weights,omitempty"`
 }
 
