@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"image"
 	"image/color"
-	"image/png"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -47,14 +46,7 @@ func makeImageFolder(t *testing.T, perTrain, perTest int) string {
 						img.Set(x, y, color.RGBA{v[0], v[1], v[2], 255})
 					}
 				}
-				f, err := os.Create(filepath.Join(d, name+"_"+string(rune('a'+i%26))+string(rune('a'+i/26))+".png"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := png.Encode(f, img); err != nil {
-					t.Fatal(err)
-				}
-				f.Close()
+				writeImage(t, filepath.Join(d, name+"_"+string(rune('a'+i%26))+string(rune('a'+i/26))+".png"), img)
 			}
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -32,14 +31,7 @@ func makeClassFolder(t *testing.T, classes, perTrain, perTest int) string {
 				for p := 0; p < 32*32; p++ {
 					img.Set(p%32, p/32, color.RGBA{uint8(50 * c), uint8(255 - 50*c), uint8(20*i + p%7), 255})
 				}
-				f, err := os.Create(filepath.Join(d, fmt.Sprintf("%d.png", i)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := png.Encode(f, img); err != nil {
-					t.Fatal(err)
-				}
-				f.Close()
+				writeImage(t, filepath.Join(d, fmt.Sprintf("%d.png", i)), img)
 			}
 		}
 	}

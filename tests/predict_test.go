@@ -33,6 +33,13 @@ func writeNoiseImage(t *testing.T, path string, w, h int, seed uint64) {
 			img.Set(x, y, color.NRGBA{uint8(rng.IntN(256)), uint8(rng.IntN(256)), uint8(x * 255 / w), 255})
 		}
 	}
+	writeImage(t, path, img)
+}
+
+// writeImage writes img to path (its folder made if needed) as PNG, or as
+// JPEG of quality 90 when the name ends in .jpg.
+func writeImage(t *testing.T, path string, img image.Image) {
+	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
