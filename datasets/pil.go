@@ -119,8 +119,9 @@ func pilSmooth(img *Image) []uint8 {
 	return out
 }
 
-// pilClip8 is Filter.c's clip8: clipped to [0, 255], truncated.
-func pilClip8(v float32) uint8 {
+// pilClip8 is Filter.c's clip8 (float32) and Geometry.c's bicubic_filter8
+// clip (float64): clipped to [0, 255], truncated.
+func pilClip8[F float32 | float64](v F) uint8 {
 	switch {
 	case v <= 0:
 		return 0
@@ -324,17 +325,6 @@ func pilAffine(img *Image, m [6]float64, interp Interpolation, fill [3]uint8) *I
 	return out
 }
 
-// pilClip8f clips a float64 to [0, 255] and truncates (bicubic_filter8).
-func pilClip8f(v float64) uint8 {
-	switch {
-	case v <= 0:
-		return 0
-	case v >= 255:
-		return 255
-	}
-	return uint8(v)
-}
-
 // pilFloor is Geometry.c's FLOOR.
 func pilFloor(v float64) int { return int(math.Floor(v)) }
 
@@ -396,7 +386,7 @@ func pilBicubicAt(img *Image, xin, yin float64, dst []uint8) {
 			p := img.Pix[rows[r]+c:]
 			v[r] = cubic(float64(p[xs[0]]), float64(p[xs[1]]), float64(p[xs[2]]), float64(p[xs[3]]), dx)
 		}
-		dst[c] = pilClip8f(cubic(v[0], v[1], v[2], v[3], dy))
+		dst[c] = pilClip8(cubic(v[0], v[1], v[2], v[3], dy))
 	}
 }
 

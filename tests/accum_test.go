@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,18 +22,11 @@ func TestGradAccumResumeMidEpoch(t *testing.T) {
 	}
 	run := func(out, resume string, stopAt int64) *train.Result {
 		t.Helper()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
 		o := train.Options{Dataset: "imagefolder", DataDir: data, ImgSize: 32, Model: cfg, Recipe: "default",
 			Epochs: 2, Batch: 4, GradAccumSteps: 3, LR: 2e-3, MinLR: 1e-5, WeightDecay: 0.05, WarmupEpochs: 1, LabelSmoothing: 0.1,
 			Mixup: 0.8, CutMix: 1, GradClip: 1, DropLast: true, Device: gotch.CPU, Threads: 1, Workers: 1, Seed: 5, Out: out,
 			EvalEvery: 1, Resume: resume}
-		o.OnStep = func(step int64) {
-			if step == stopAt {
-				cancel()
-			}
-		}
-		res, err := train.Run(ctx, o)
+		res, err := runStoppingAt(o, stopAt)
 		if err != nil {
 			t.Fatal(err)
 		}

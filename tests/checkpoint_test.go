@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"math"
@@ -654,18 +653,11 @@ func TestResumeFromOldLayoutCheckpoint(t *testing.T) {
 	// stopAt set it is cancelled at that step, and stops after the next.
 	run := func(out, resume string, stopAt int64) *train.Result {
 		t.Helper()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
 		o := train.Options{Dataset: "imagefolder", DataDir: data, ImgSize: 32, Model: cfg, Recipe: "default",
 			Epochs: 2, Batch: 8, LR: 2e-3, MinLR: 1e-5, WeightDecay: 0.05, WarmupEpochs: 1, LabelSmoothing: 0.1,
 			GradClip: 1, EMA: 0.9, DropLast: true, Device: gotch.CPU, Threads: 1, Workers: 1, Seed: 5, Out: out,
 			EvalEvery: 1, Resume: resume}
-		o.OnStep = func(step int64) {
-			if step == stopAt {
-				cancel()
-			}
-		}
-		res, err := train.Run(ctx, o)
+		res, err := runStoppingAt(o, stopAt)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -166,14 +166,8 @@ func TestResumeReproducesMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	parts := filepath.Join(t.TempDir(), "parts")
-	ctx, cancel := context.WithCancel(context.Background())
 	o := opts(parts)
-	o.OnStep = func(step int64) {
-		if step == 7 { // epoch 2 of 3, in its second batch
-			cancel()
-		}
-	}
-	res, err := train.Run(ctx, o)
+	res, err := runStoppingAt(o, 7) // epoch 2 of 3, in its second batch
 	if err != nil || !res.Interrupted {
 		t.Fatalf("interrupted run: %v, interrupted %v", err, res != nil && res.Interrupted)
 	}
@@ -306,4 +300,17 @@ func TestCIFAR10ImagesOneEpoch(t *testing.T) {
 	if top1 := res.Metrics[0].TestTop1; top1 < 30 {
 		t.Errorf("test top-1 %.2f %% after one epoch of CIFAR-10, want well above chance (30 %%)", top1)
 	}
+}
+
+// runStoppingAt trains with o as Ctrl-C after step stopAt would (the step
+// finishes, last.pt is written); stopAt 0 never stops.
+func runStoppingAt(o train.Options, stopAt int64) (*train.Result, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o.OnStep = func(step int64) {
+		if step == stopAt {
+			cancel()
+		}
+	}
+	return train.Run(ctx, o)
 }

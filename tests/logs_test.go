@@ -156,14 +156,8 @@ func TestStepLogsMatchMetrics(t *testing.T) {
 func TestStepLogsOnResume(t *testing.T) {
 	data := makeImageFolder(t, 4, 2)
 	out := filepath.Join(t.TempDir(), "run")
-	ctx, cancel := context.WithCancel(context.Background())
 	o := logRunOptions(t, data, out)
-	o.OnStep = func(step int64) {
-		if step == 2 {
-			cancel()
-		}
-	}
-	res, err := train.Run(ctx, o)
+	res, err := runStoppingAt(o, 2)
 	if err != nil || !res.Interrupted || res.Steps >= 5 {
 		t.Fatalf("interrupted run: %v (%+v)", err, res)
 	}
