@@ -25,6 +25,20 @@ var ckVariants = []string{"swat", "retention", "rmt"}
 
 // ckModel builds a nano model for 32 px with every state entry perturbed
 // (BatchNorm statistics and biases away from 0/1, counters set), seeded.
+// saveStateDict writes m's state_dict as a bare PyTorch file at path and
+// returns it.
+func saveStateDict(t *testing.T, path string, m *gsrmt.Model) *checkpoints.Dict {
+	t.Helper()
+	state, err := checkpoints.ModelStateDict(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoints.Save(path, state); err != nil {
+		t.Fatal(err)
+	}
+	return state
+}
+
 func ckModel(t *testing.T, variant string, classes int, seed uint64) *gsrmt.Model {
 	t.Helper()
 	cfg, err := gsrmt.PresetConfig(variant, "nano", classes)
@@ -257,13 +271,7 @@ func TestCheckpointGoToPyTorch(t *testing.T) {
 	for i, v := range ckVariants {
 		m := ckModel(t, v, 10, uint64(i+1))
 		goLogits[v] = ckLogits(t, m, x)
-		state, err := checkpoints.ModelStateDict(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := checkpoints.Save(filepath.Join(dir, "sd_"+v+".pt"), state); err != nil {
-			t.Fatal(err)
-		}
+		saveStateDict(t, filepath.Join(dir, "sd_"+v+".pt"), m)
 		if v == "swat" {
 			swat = m
 		}
@@ -446,13 +454,7 @@ func TestCheckpointConvertCLI(t *testing.T) {
 	x := ts.MustRandn([]int64{2, 3, 32, 32}, gotch.Float, gotch.CPU)
 	defer x.MustDrop()
 	want := ckLogits(t, m, x)
-	state, err := checkpoints.ModelStateDict(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := checkpoints.Save(p("bare.pt"), state); err != nil {
-		t.Fatal(err)
-	}
+	state := saveStateDict(t, p("bare.pt"), m)
 	// sameWeights loads file strictly into a fresh model of cfg and compares logits.
 	sameWeights := func(file string, cfg gsrmt.Config) {
 		t.Helper()

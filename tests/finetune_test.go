@@ -163,14 +163,8 @@ func TestFinetuneStateDictOtherHead(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	dir := t.TempDir()
-	state, err := checkpoints.ModelStateDict(ckModel(t, "retention", 7, 6))
-	if err != nil {
-		t.Fatal(err)
-	}
 	src := filepath.Join(dir, "state.pt")
-	if err := checkpoints.Save(src, state); err != nil {
-		t.Fatal(err)
-	}
+	state := saveStateDict(t, src, ckModel(t, "retention", 7, 6))
 	data := makeClassFolder(t, 5, 2, 1)
 	out := filepath.Join(dir, "run")
 	_, errOut, code := runCLI(t, finetuneArgs(data, out, src, "--variant", "retention", "--preset", "nano")...)

@@ -10,8 +10,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-
-	"github.com/gsrmt/gsrmt/checkpoints"
 )
 
 // TestCLIPredictHostileImages: predict refuses an 8 GB image file (a sparse
@@ -22,14 +20,8 @@ func TestCLIPredictHostileImages(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	dir := t.TempDir()
-	state, err := checkpoints.ModelStateDict(ckModel(t, "swat", 10, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ckpt := filepath.Join(dir, "bare.pt")
-	if err := checkpoints.Save(ckpt, state); err != nil {
-		t.Fatal(err)
-	}
+	saveStateDict(t, ckpt, ckModel(t, "swat", 10, 1))
 	img := image.NewNRGBA(image.Rect(0, 0, 32, 32))
 	for i := range img.Pix {
 		img.Pix[i] = uint8(i * 7)
