@@ -269,11 +269,11 @@ func (a *attention) pass(sc *scope, q, k, v, add, mul *ts.Tensor) *ts.Tensor {
 	in := newScope()
 	defer in.close()
 	kT := in.transpose(k, -1, -2) // (..., d, L)
-	s := in.matmul(q, kT)         // S = q k^T: (..., L, L)
+	s := in.batchMatmul(q, kT)    // S = q k^T: (..., L, L)
 	in.release(kT)
 	w := a.weight.apply(in, s, add, mul) // A = weight(S, delta): (..., L, L)
 	in.release(s)
-	return sc.matmul(w, v) // A v: (..., L, d)
+	return sc.batchMatmul(w, v) // A v: (..., L, d)
 }
 
 // global attends over the whole map as one window (section 5.1).
@@ -365,8 +365,8 @@ func (a *attention) full2D(sc *scope, q, k, v, full *ts.Tensor) *ts.Tensor {
 		return sc.transpose(sc.reshape(x, B, h*w, H, d), 1, 2) // (B, H, hw, d)
 	}
 	qf, kf, vf := flat(q), flat(k), flat(v)
-	s := sc.matmul(qf, sc.transpose(kf, -1, -2))            // q k^T: (B, H, hw, hw)
+	s := sc.batchMatmul(qf, sc.transpose(kf, -1, -2))       // q k^T: (B, H, hw, hw)
 	attn := a.weight.apply(sc, s, full, nil)                // softmax(q k^T + (|dy| + |dx|) log gamma): (B, H, hw, hw)
-	y := sc.matmul(attn, vf)                                // (B, H, hw, d)
+	y := sc.batchMatmul(attn, vf)                           // (B, H, hw, d)
 	return sc.reshape(sc.transpose(y, 1, 2), B, h, w, H, d) // (B, h, w, H, d)
 }

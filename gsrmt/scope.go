@@ -1,6 +1,7 @@
 package gsrmt
 
 import (
+	"github.com/gsrmt/gsrmt/internal/torch"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
@@ -79,6 +80,17 @@ func (s *scope) add(a, b *ts.Tensor) *ts.Tensor    { return s.t(a.MustAdd(b, fal
 func (s *scope) mul(a, b *ts.Tensor) *ts.Tensor    { return s.t(a.MustMul(b, false)) }
 func (s *scope) div(a, b *ts.Tensor) *ts.Tensor    { return s.t(a.MustDiv(b, false)) }
 func (s *scope) matmul(a, b *ts.Tensor) *ts.Tensor { return s.t(a.MustMatmul(b, false)) }
+
+// batchMatmul is matmul for (..., M, K) and (..., K, N) of equal batch
+// dims, the attention's batches of small matrices, by torch.BatchMatmul
+// (the same results; on the CPU over all threads).
+func (s *scope) batchMatmul(a, b *ts.Tensor) *ts.Tensor {
+	c, err := torch.BatchMatmul(a, b)
+	if err != nil {
+		panic(err) // as gotch's Must ops: Model.Forward's torch.Catch returns it
+	}
+	return s.t(c)
+}
 
 func (s *scope) addScalar(x *ts.Tensor, v float64) *ts.Tensor {
 	return s.t(x.MustAddScalar(s.scalar(v), false))

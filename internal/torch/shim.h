@@ -70,6 +70,10 @@ char *gsrmt_amp_update_scale(void *scale, void *growth_tracker, void *found_inf,
 // output.backward(grad): accumulates into the leaves' gradients with grad as
 // the gradient of output (gotch's Backward takes none).
 char *gsrmt_backward_with_grad(void *output, void *grad);
+// torch.matmul(a, b) for (..., M, K) and (..., K, N) with equal batch dims,
+// bit for bit, with float32 CPU batches multiplied over the intra-op threads
+// (matmul.cpp); *out is a new torch::Tensor*.
+char *gsrmt_batch_matmul(void *a, void *b, void **out);
 
 #ifdef __cplusplus
 }
