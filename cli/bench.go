@@ -119,14 +119,14 @@ func benchOptions(c *cli.Context) (gsrmt.Config, train.BenchOptions, error) {
 	}
 	opts = train.BenchOptions{ImgSize: cfg.ImageSize, Batch: c.Int("batch-size"), Steps: c.Int("steps"),
 		Warmup: c.Int("warmup"), Device: dev, AMP: c.Bool("amp"), Profile: c.String("profile"),
-		CheckpointActivations: c.Bool("checkpoint-activations")}
+		CheckpointActivations: c.Bool("checkpoint-activations"), CUDASpeed: cudaSpeed(c, dev)}
 	return cfg, opts, nil
 }
 
 // printBench writes a benchmark's result as a table.
 func printBench(w io.Writer, res train.BenchResult) {
-	fmt.Fprintf(w, "%s %s, %d px, batch %d, %d threads, %s%s\n", res.Variant, res.Preset, res.ImgSize, res.Batch, res.Threads, res.Device,
-		map[bool]string{true: ", bf16 autocast"}[res.AMP])
+	fmt.Fprintf(w, "%s %s, %d px, batch %d, %d threads, %s%s%s\n", res.Variant, res.Preset, res.ImgSize, res.Batch, res.Threads, res.Device,
+		map[bool]string{true: ", bf16 autocast"}[res.AMP], map[bool]string{true: ", " + res.CUDASpeed.String()}[res.Device != "cpu"])
 	if res.Device == "cpu" && torch.ReferenceBLAS(res.BLAS) {
 		fmt.Fprintf(w, "BLAS:         %s is Netlib's reference BLAS: install libopenblas0-openmp for 2-4x faster steps\n", res.BLAS)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -36,6 +37,14 @@ type envReport struct {
 	CXX11ABI        int      `json:"cxx11_abi"`
 	GoVersion       string   `json:"go_version"`
 	TensorCheck     string   `json:"tensor_check"`
+	// TF32Matmul, TF32CuDNN and CuDNNBenchmark are libtorch's own settings
+	// of CUDA float32 math (torch.TF32, torch.CuDNNBenchmark), which train,
+	// eval, bench and predict replace on CUDA (--tf32, --cudnn-benchmark);
+	// CUDAMathError says why they could not be read.
+	TF32Matmul     bool   `json:"tf32_matmul"`
+	TF32CuDNN      bool   `json:"tf32_cudnn"`
+	CuDNNBenchmark bool   `json:"cudnn_benchmark"`
+	CUDAMathError  string `json:"cuda_math_error,omitempty"`
 }
 
 func envCommand() *cli.Command {
@@ -74,7 +83,7 @@ Examples:
 func collectEnv() envReport {
 	b := torch.Build()
 	blas := torch.BLASLibrary()
-	return envReport{
+	r := envReport{
 		LibtorchVersion: torch.Version(),
 		LibtorchRoot:    b.LibtorchRoot,
 		LibtorchLib:     b.LibtorchLib,
@@ -96,6 +105,13 @@ func collectEnv() envReport {
 		GoVersion:       runtime.Version(),
 		TensorCheck:     tensorCheck(),
 	}
+	var err1, err2 error
+	r.TF32Matmul, r.TF32CuDNN, err1 = torch.TF32()
+	r.CuDNNBenchmark, err2 = torch.CuDNNBenchmark()
+	if err := errors.Join(err1, err2); err != nil {
+		r.CUDAMathError = err.Error()
+	}
+	return r
 }
 
 // tensorCheck runs a small computation with autograd through gotch and
@@ -149,6 +165,14 @@ func writeEnv(w io.Writer, r envReport) {
 		fmt.Fprintf(w, "BLAS:            %s\n", r.BLAS)
 	}
 	fmt.Fprintf(w, "Go sysmon:       %s\n", r.GoSysmon)
+	if r.CUDAMathError != "" {
+		fmt.Fprintf(w, "CUDA math:       %s\n", r.CUDAMathError)
+	} else {
+		onOff := map[bool]string{true: "on", false: "off"}
+		fmt.Fprintf(w, "CUDA math:       libtorch's defaults TF32 matmul %s, TF32 cuDNN %s, cuDNN benchmark %s; train, eval, bench\n",
+			onOff[r.TF32Matmul], onOff[r.TF32CuDNN], onOff[r.CuDNNBenchmark])
+		fmt.Fprintf(w, "                 and predict turn all on with a CUDA device (--tf32=false, --cudnn-benchmark=false)\n")
+	}
 	dists := "none (setup-libtorch.sh found no libgloo-dev headers: scripts/install-deps.sh, then ./setup-libtorch.sh)"
 	if len(r.DistBackends) > 0 {
 		dists = strings.Join(r.DistBackends, ", ") + " (torchrun, srun or --nproc: docs/DISTRIBUTED.md)"

@@ -27,13 +27,17 @@ func emaFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "ema", Usage: "use the EMA weights of a gsrmt training checkpoint (a run trained with --ema) instead of the model's"}
 }
 
-// openCheckpoint applies --device and --threads, then loads --checkpoint.
+// openCheckpoint applies --device, --threads, --tf32 and --cudnn-benchmark,
+// then loads --checkpoint.
 func openCheckpoint(c *cli.Context) (*loaded, gotch.Device, error) {
 	dev, err := parseDevice(c.String("device"))
 	if err != nil {
 		return nil, dev, err
 	}
 	if err := applyRuntime(c); err != nil {
+		return nil, dev, err
+	}
+	if err := cudaSpeed(c, dev).Apply(dev); err != nil {
 		return nil, dev, err
 	}
 	l, err := loadForInference(c, c.String("checkpoint"), dev)

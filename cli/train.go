@@ -34,7 +34,7 @@ func runtimeFlags(loadsData bool) []cli.Flag {
 	if loadsData {
 		flags = append(flags, &cli.IntFlag{Name: "workers", Usage: "data-loading goroutines (0: one per CPU)"})
 	}
-	return flags
+	return append(flags, cudaSpeedFlags()...)
 }
 
 // parseDevice turns --device into a gotch device, checking CUDA exists.
@@ -381,6 +381,7 @@ func trainOptions(c *cli.Context) (train.Options, error) {
 	if o.Device, err = parseDevice(c.String("device")); err != nil {
 		return o, err
 	}
+	o.CUDASpeed = cudaSpeed(c, o.Device)
 	if err := applyPrecisionFlags(c, &o); err != nil {
 		return o, err
 	}

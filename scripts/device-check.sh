@@ -7,16 +7,22 @@
 #   3. runs the unit tests that use CUDA (GSRMT_CUDA_TESTS=1: the shim's CUDA functions, the model's
 #      forward and gradients on CUDA against the CPU, a CUDA training step with and without bf16
 #      autocast, AdamW's foreach form);
-#   4. prints the training and evaluation throughput of `paper` at 224 px, batch 64, fp32 and --amp,
-#      for gsrmt and for the PyTorch counterpart (bench/pytorch_bench.py) on the same GPU.
+#   4. prints the training and evaluation throughput of `paper` at 224 px, batch 64, for gsrmt and for
+#      the PyTorch counterpart (bench/pytorch_bench.py) on the same GPU: fp32 with TF32 off, fp32 with
+#      TF32, and bf16 autocast; one traced PyTorch bf16 step per variant; torch.compile of the
+#      reference in TF32 and bf16, its compile time apart.
 # Everything it prints also goes to $OUT/device-check.log (OUT defaults to ./device-check-out), with
-# the benchmark rows in $OUT/device-bench.csv.
+# the benchmark rows in $OUT/device-bench.csv, the traces in $OUT/trace-VARIANT-bf16.json.gz and their
+# summaries in $OUT/trace-summary.jsonl.
 #
 # Usage: scripts/device-check.sh [--bundle FILE] [--variants swat,retention,rmt] [--steps N] [--skip-tests]
 #                                [--deadline SECONDS]  (start no further benchmark after that many seconds)
 #        scripts/device-check.sh --cpu-dry-run   (rehearsal on a machine without a GPU: the default
-#        libtorch of setup-libtorch.sh, CUDA tests skipped, nano at 32 px on the CPU)
-# Environment: PYTHON (default python3) is the Python with the CUDA PyTorch; CXX (default g++).
+#        libtorch of setup-libtorch.sh, CUDA tests skipped, nano at 32 px on the CPU in fp32 with
+#        --tf32=false and --tf32 (no effect there), the trace in fp32, torch.compile only where that
+#        PyTorch has it)
+# Environment: PYTHON (default python3) is the Python with the CUDA PyTorch; CXX (default g++);
+# COMPILE_NEED (default 240): the seconds before --deadline a torch.compile run needs to start.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -34,7 +40,7 @@ while [ $# -gt 0 ]; do
         --skip-tests) SKIP_TESTS=1; shift ;;
         --deadline) DEADLINE=$2; shift 2 ;;
         --cpu-dry-run) DRY=1; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
         *) echo "device-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -184,37 +190,108 @@ else
     say "distributed: this build has no NCCL backend (gsrmt-cli env); skipping the NCCL runs"
 fi
 
-# 4. Throughput: paper, 224 px, batch 64, fp32 and bf16 autocast, gsrmt and PyTorch.
-preset=paper px=224 batch=64 device=cuda amps=("" --amp)
-[ -n "$DRY" ] && preset=nano px=32 batch=16 device=cpu amps=("")
-say "benchmarks: $preset $px px batch $batch on $device, $STEPS steps after 5 warm-up"
-printf 'impl,variant,amp,train_ms_per_step,train_images_per_s,eval_ms_per_step,eval_images_per_s,peak_device_mb\n' > "$OUT/device-bench.csv"
-printf '%-10s %-5s | %10s %10s %7s | %10s %10s %7s | %9s %9s\n' variant amp "go train" "py train" ratio "go eval" "py eval" ratio "go MB" "py MB"
-for v in ${VARIANTS//,/ }; do
-    for amp in "${amps[@]}"; do
-        if [ "$DEADLINE" -gt 0 ] && [ $(( $(date +%s) - T0 )) -ge "$DEADLINE" ]; then
-            say "skipping $v ${amp:-fp32}: past --deadline $DEADLINE s"; continue
-        fi
-        args=(--variant "$v" --preset "$preset" --img-size "$px" --batch-size "$batch" --steps "$STEPS" --warmup 5 --device "$device" $amp)
-        g=$(bin/gsrmt-cli bench "${args[@]}" --json) || { say "gsrmt bench $v $amp failed"; continue; }
-        p=$("$PY" bench/pytorch_bench.py "${args[@]}") || { say "PyTorch bench $v $amp failed"; p='{}'; }
-        "$PY" - "$v" "${amp:-fp32}" "$g" "$p" "$OUT/device-bench.csv" <<'PY'
-import json, sys
-v, amp, g, p, csv = sys.argv[1:]
-g, p = json.loads(g), json.loads(p.strip().splitlines()[-1])
+# 4. Throughput: paper, 224 px, batch 64, gsrmt against PyTorch (bench/pytorch_bench.py) on the same GPU,
+#    in three precisions: fp32 with TF32 off (--tf32=false), fp32 with TF32 (--tf32, timm's default on
+#    CUDA) and bf16 autocast (--amp). Each gsrmt run is followed at once by its PyTorch run, so each
+#    go/py ratio is a paired one. Then, per variant, one traced PyTorch bf16 step (--trace: the Chrome
+#    trace gzipped and the summary line in $OUT), and torch.compile of the reference in tf32 and bf16
+#    against the same gsrmt runs, with the compile time apart. With --deadline, no run starts past it
+#    and a running one is stopped 60 s after it; a compile run starts only with COMPILE_NEED seconds
+#    (default 240) left.
+preset=paper px=224 batch=64 device=cuda precisions=(fp32 tf32 bf16) traced=bf16 compiled=(tf32 bf16)
+[ -n "$DRY" ] && preset=nano px=32 batch=16 device=cpu precisions=(fp32 tf32) traced=fp32  # no autocast on the CPU
+COMPILE_NEED=${COMPILE_NEED:-240}
+prec_args() { case $1 in fp32) echo --tf32=false ;; tf32) echo --tf32 ;; bf16) echo --amp ;; esac; }
+left() { echo $(( DEADLINE - ( $(date +%s) - T0 ) )); }   # seconds to the deadline
+past_deadline() { [ "$DEADLINE" -gt 0 ] && [ "$(left)" -le 0 ]; }
+limited() {   # runs "$@", stopped 60 s past the deadline when there is one
+    if [ "$DEADLINE" -gt 0 ]; then timeout -k 10 $(( $(left) + 60 )) "$@"; else "$@"; fi
+}
+ROW_PY=$(cat <<'PY'
+import json, math, sys
+kind, v, prec, csv = sys.argv[1:5]
+rows = [json.loads(r.strip().splitlines()[-1]) if r.strip() else {} for r in sys.argv[5:]]
 nan = float("nan")
-pt, pe = p.get("train_ms_per_step", nan), p.get("eval_ms_per_step", nan)
-print("%-10s %-5s | %8.1fms %8.1fms %7.3f | %8.1fms %8.1fms %7.3f | %9.0f %9.0f" % (
-    v, amp.lstrip("-"), g["train_ms_per_step"], pt, g["train_ms_per_step"] / pt,
-    g["eval_ms_per_step"], pe, g["eval_ms_per_step"] / pe,
-    g.get("peak_device_mb", 0), p.get("peak_device_mb", nan)))
+val = lambda r, k: r.get(k, nan)
+div = lambda a, b: a / b if b == b and b else nan
+fmt = lambda x: "%8.1fms" % x if x == x else "%10s" % "-"
+if kind == "eager":  # gsrmt, pytorch
+    g, p = rows
+    print("%-10s %-5s | %s %s %6.3f | %s %s %6.3f | %7.0f %7.0f" % (
+        v, prec, fmt(val(g, "train_ms_per_step")), fmt(val(p, "train_ms_per_step")),
+        div(val(g, "train_ms_per_step"), val(p, "train_ms_per_step")),
+        fmt(val(g, "eval_ms_per_step")), fmt(val(p, "eval_ms_per_step")),
+        div(val(g, "eval_ms_per_step"), val(p, "eval_ms_per_step")),
+        g.get("peak_device_mb", 0), p.get("peak_device_mb", nan)))
+    impls = (("gsrmt", g), ("pytorch", p))
+else:  # gsrmt, pytorch eager, pytorch compiled
+    g, p, c = rows
+    print("%-10s %-5s | %s %s %6.3f %6.3f | %s %s %6.3f %6.3f | %8.1f" % (
+        v, prec, fmt(val(g, "train_ms_per_step")), fmt(val(c, "train_ms_per_step")),
+        div(val(g, "train_ms_per_step"), val(c, "train_ms_per_step")),
+        div(val(p, "train_ms_per_step"), val(c, "train_ms_per_step")),
+        fmt(val(g, "eval_ms_per_step")), fmt(val(c, "eval_ms_per_step")),
+        div(val(g, "eval_ms_per_step"), val(c, "eval_ms_per_step")),
+        div(val(p, "eval_ms_per_step"), val(c, "eval_ms_per_step")), val(c, "compile_s")))
+    impls = (("pytorch-compile", c),)
 with open(csv, "a") as f:
-    for impl, r in (("gsrmt", g), ("pytorch", p)):
-        if not r:
-            continue
-        f.write("%s,%s,%s,%.2f,%.1f,%.2f,%.1f,%.0f\n" % (impl, v, amp.lstrip("-"), r["train_ms_per_step"], r["train_images_per_s"],
-                r["eval_ms_per_step"], r["eval_images_per_s"], r.get("peak_device_mb", 0)))
+    for impl, r in impls:
+        if r:
+            f.write("%s,%s,%s,%.2f,%.1f,%.2f,%.1f,%.0f,%s,%s,%s\n" % (impl, v, prec, r["train_ms_per_step"],
+                    r["train_images_per_s"], r["eval_ms_per_step"], r["eval_images_per_s"], r.get("peak_device_mb", 0),
+                    "%.1f" % r["compile_s"] if "compile_s" in r else "", r.get("tf32", ""), r.get("cudnn_benchmark", "")))
 PY
+)
+say "benchmarks: $preset $px px batch $batch on $device, $STEPS steps after 5 warm-up; precisions ${precisions[*]}"
+printf 'impl,variant,precision,train_ms_per_step,train_images_per_s,eval_ms_per_step,eval_images_per_s,peak_device_mb,compile_s,tf32,cudnn_benchmark\n' > "$OUT/device-bench.csv"
+declare -A GO PYE   # "variant:precision" -> the run's JSON line
+printf '%-10s %-5s | %10s %10s %6s | %10s %10s %6s | %7s %7s\n' variant prec "go train" "py train" go/py "go eval" "py eval" go/py "go MB" "py MB"
+for v in ${VARIANTS//,/ }; do
+    for prec in "${precisions[@]}"; do
+        if past_deadline; then say "skipping $v $prec: past --deadline $DEADLINE s"; continue; fi
+        args=(--variant "$v" --preset "$preset" --img-size "$px" --batch-size "$batch" --steps "$STEPS" --warmup 5 --device "$device" $(prec_args "$prec"))
+        g=$(limited bin/gsrmt-cli bench "${args[@]}" --json) || { say "gsrmt bench $v $prec failed"; continue; }
+        p=$(limited "$PY" bench/pytorch_bench.py "${args[@]}") || { say "PyTorch bench $v $prec failed"; p=''; }
+        GO[$v:$prec]=$g PYE[$v:$prec]=$p
+        "$PY" -c "$ROW_PY" eager "$v" "$prec" "$OUT/device-bench.csv" "$g" "$p" || say "gsrmt/PyTorch $v $prec: unreadable results"
+    done
+done
+# One traced PyTorch step per variant: where the time of a step goes on the device.
+for v in ${VARIANTS//,/ }; do
+    if past_deadline; then say "skipping the trace of $v: past --deadline $DEADLINE s"; continue; fi
+    tr=$OUT/trace-$v-$traced.json
+    out=$(limited "$PY" bench/pytorch_bench.py --variant "$v" --preset "$preset" --img-size "$px" --batch-size "$batch" \
+        --steps 1 --warmup 5 --device "$device" $(prec_args "$traced") --trace "$tr") || { say "PyTorch trace $v failed"; continue; }
+    summary=$(grep '^{"trace_summary"' <<<"$out" || true)
+    [ -n "$summary" ] && [ -f "$tr" ] || { say "PyTorch trace $v: no trace or summary line"; continue; }
+    printf '%s\n' "$summary" >> "$OUT/trace-summary.jsonl"
+    gzip -f "$tr"
+    say "trace of PyTorch $v $traced: $tr.gz (chrome://tracing, ui.perfetto.dev); summary in $OUT/trace-summary.jsonl"
+    "$PY" -c 'import json, sys
+s = json.loads(sys.argv[1])["trace_summary"]
+for name, t in s["steps"].items():
+    dev = "device %.1f ms (%.0f %% busy), %d kernels" % (t["device_ms"], t["device_busy_pct"], t["kernels"]) if t["device_ms"] is not None else "no device"
+    print("  %-5s wall %.1f ms, CPU enqueue %.1f ms, %s, %d aten ops; top: %s" % (name, t["wall_ms"], t["cpu_enqueue_ms"], dev,
+          t["aten_ops"], "; ".join("%s %.2f ms x%d" % (k["name"][:48], k["ms"], k["calls"]) for k in t["top"][:3])))' \
+        "$summary" || say "PyTorch trace $v: unreadable summary line"
+done
+# torch.compile of the reference, against the same gsrmt runs (go/comp) and eager PyTorch (eager/comp).
+if ! "$PY" -c 'import sys, torch; sys.exit(0 if hasattr(torch, "compile") else 1)'; then
+    say "torch.compile: PyTorch $("$PY" -c 'import torch; print(torch.__version__)') has none; skipping the compiled rows"
+    compiled=()
+fi
+[ "${#compiled[@]}" -gt 0 ] &&
+    printf '%-10s %-5s | %10s %10s %6s %6s | %10s %10s %6s %6s | %8s\n' variant prec "go train" "comp train" go/comp eager/comp "go eval" "comp eval" go/comp eager/comp "compile s"
+for v in ${VARIANTS//,/ }; do
+    for prec in ${compiled[@]+"${compiled[@]}"}; do
+        if [ "$DEADLINE" -gt 0 ] && [ "$(left)" -lt "$COMPILE_NEED" ]; then
+            say "skipping torch.compile $v $prec: fewer than COMPILE_NEED=$COMPILE_NEED s left before --deadline $DEADLINE s"; continue
+        fi
+        [ -n "${GO[$v:$prec]:-}" ] || { say "skipping torch.compile $v $prec: no gsrmt run to compare with"; continue; }
+        c=$(limited "$PY" bench/pytorch_bench.py --variant "$v" --preset "$preset" --img-size "$px" --batch-size "$batch" \
+            --steps "$STEPS" --warmup 5 --device "$device" $(prec_args "$prec") --compile) || { say "torch.compile bench $v $prec failed"; continue; }
+        "$PY" -c "$ROW_PY" compile "$v" "$prec" "$OUT/device-bench.csv" "${GO[$v:$prec]}" "${PYE[$v:$prec]:-}" "$c" ||
+            say "torch.compile $v $prec: unreadable results"
     done
 done
 say "done; log in $LOG, table in $OUT/device-bench.csv"

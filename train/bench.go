@@ -67,6 +67,9 @@ type BenchResult struct {
 	// CheckpointActivations: the training steps recomputed each block in
 	// backward (--checkpoint-activations).
 	CheckpointActivations bool `json:"checkpoint_activations"`
+	// CUDASpeed ("tf32", "cudnn_benchmark") is what the steps ran with: both
+	// false on the CPU, where they do not apply.
+	CUDASpeed
 }
 
 // BenchCSVHeader is the header row of BenchResult.CSV.
@@ -94,6 +97,8 @@ type BenchOptions struct {
 	// CheckpointActivations runs the training steps with activation
 	// checkpointing per block (train's --checkpoint-activations).
 	CheckpointActivations bool
+	// CUDASpeed is set in libtorch before the steps on a CUDA device.
+	CUDASpeed CUDASpeed
 	// MemoryEvery, when positive, calls MemoryLog with the training step
 	// and the resident memory (VmRSS, MB, not trimmed) every MemoryEvery
 	// training steps, warm-up included.
@@ -122,7 +127,10 @@ func Bench(cfg gsrmt.Config, o BenchOptions) (res BenchResult, err error) {
 	}
 	res = BenchResult{Variant: cfg.Variant, Preset: cfg.Preset, ImgSize: o.ImgSize, Batch: o.Batch, Threads: torch.NumThreads(),
 		Device: DeviceName(o.Device), AMP: o.AMP, Steps: o.Steps, GoSysmonIdle: sysmon.QuietTID() != 0}
-	res.CheckpointActivations = o.CheckpointActivations
+	res.CheckpointActivations, res.CUDASpeed = o.CheckpointActivations, o.CUDASpeed.On(o.Device)
+	if err := o.CUDASpeed.Apply(o.Device); err != nil {
+		return res, err
+	}
 	bm, err := newBenchModel(cfg, o.ImgSize, o.Batch, o.Device, o.AMP)
 	if err != nil {
 		return res, err

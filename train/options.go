@@ -72,6 +72,10 @@ type Options struct {
 	// CheckpointActivations recomputes each block's activations in
 	// backward instead of keeping them (gsrmt.Model.ForwardCheckpointed).
 	CheckpointActivations bool `json:"-"`
+	// CUDASpeed (--tf32, --cudnn-benchmark) is set by Run on a CUDA device
+	// and reported in config.json; a speed setting like Threads, it is not
+	// recorded in the checkpoint, and a resumed run takes its own.
+	CUDASpeed CUDASpeed `json:"-"`
 
 	Device  gotch.Device `json:"-"`
 	Threads int          `json:"-"`

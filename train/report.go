@@ -155,6 +155,10 @@ type runConfig struct {
 	EffectiveBatch        int    `json:"effective_batch_size"`
 	CheckpointActivations bool   `json:"checkpoint_activations"`
 	AMPDType              string `json:"amp_dtype,omitempty"`
+	// TF32 and CuDNNBenchmark are the CUDA speed settings the run used
+	// (CUDASpeed); absent on the CPU, where they do not apply.
+	TF32           *bool `json:"tf32,omitempty"`
+	CuDNNBenchmark *bool `json:"cudnn_benchmark,omitempty"`
 }
 
 // runInfo describes the run's data, for config.json and the checkpoints.
@@ -196,6 +200,7 @@ func writeConfig(path string, r *run) error {
 	if o.AMP {
 		c.AMPDType = o.AMPDType
 	}
+	c.TF32, c.CuDNNBenchmark = o.CUDASpeed.recorded(o.Device)
 	c.SelectOn, c.Best, c.BestTest = o.selectionSplit(), r.bestReport(), r.bestTest
 	if r.data.Val != nil {
 		c.ValImages, c.ValSplit, c.ValSplitRule = r.data.Val.Len(), o.ValSplit, r.data.ValRule

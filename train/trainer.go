@@ -128,6 +128,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	if err := o.CUDASpeed.Apply(o.Device); err != nil {
+		return nil, err
+	}
 	if err := torch.ManualSeed(o.Seed); err != nil {
 		return nil, err
 	}
@@ -278,8 +281,8 @@ func (r *run) setup() error {
 			return err
 		}
 	}
-	fmt.Fprintf(o.Log, "training %s %s on %s (%d train%s / %d test images, %d classes) at %d px on %v: %d epochs of %d steps; best.pt chosen on the %s split\n",
-		o.Model.Variant, o.Model.Preset, o.Dataset, r.data.Train.Len(), r.valCount(), r.data.Test.Len(), len(r.classes), o.ImgSize, DeviceName(o.Device), o.Epochs, r.spe,
+	fmt.Fprintf(o.Log, "training %s %s on %s (%d train%s / %d test images, %d classes) at %d px on %v%s: %d epochs of %d steps; best.pt chosen on the %s split\n",
+		o.Model.Variant, o.Model.Preset, o.Dataset, r.data.Train.Len(), r.valCount(), r.data.Test.Len(), len(r.classes), o.ImgSize, DeviceName(o.Device), o.CUDASpeed.note(o.Device), o.Epochs, r.spe,
 		o.selectionSplit())
 	return nil
 }
