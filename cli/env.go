@@ -29,6 +29,7 @@ type envReport struct {
 	CPUs            int      `json:"cpus"`
 	BLAS            string   `json:"blas"`
 	ReferenceBLAS   bool     `json:"reference_blas"`
+	BatchMatmul     string   `json:"batch_matmul"` // how the attention's products run on the CPU (torch.BatchMatmulPath)
 	GoSysmon        string   `json:"go_sysmon"`
 	DistBackends    []string `json:"dist_backends"` // collectives this build has for data-parallel training
 	GotchVersion    string   `json:"gotch_version"`
@@ -96,6 +97,7 @@ func collectEnv() envReport {
 		CPUs:            runtime.NumCPU(),
 		BLAS:            blas,
 		ReferenceBLAS:   torch.ReferenceBLAS(blas),
+		BatchMatmul:     torch.BatchMatmulPath(),
 		GoSysmon:        sysmonState,
 		DistBackends:    dist.Available(),
 		GotchVersion:    b.GotchVersion,
@@ -164,6 +166,7 @@ func writeEnv(w io.Writer, r envReport) {
 	default:
 		fmt.Fprintf(w, "BLAS:            %s\n", r.BLAS)
 	}
+	fmt.Fprintf(w, "batch matmul:    %s (the attention's products on the CPU)\n", r.BatchMatmul)
 	fmt.Fprintf(w, "Go sysmon:       %s\n", r.GoSysmon)
 	if r.CUDAMathError != "" {
 		fmt.Fprintf(w, "CUDA math:       %s\n", r.CUDAMathError)

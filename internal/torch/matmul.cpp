@@ -235,6 +235,13 @@ struct BatchMatmul : public torch::autograd::Function<BatchMatmul> {
 
 extern "C" {
 
+int gsrmt_batch_matmul_path(void) {
+  if (at::hasMKL()) {
+    return 1;
+  }
+  return blas_sgemm() == nullptr ? 2 : 0;
+}
+
 char *gsrmt_batch_matmul(void *a, void *b, void **out) {
   try {
     const at::Tensor &x = T(a), &y = T(b);

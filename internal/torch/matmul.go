@@ -30,3 +30,18 @@ func BatchMatmul(a, b *ts.Tensor) (*ts.Tensor, error) {
 	}
 	return ts.New(lib.Ctensor(out)), nil
 }
+
+// BatchMatmulPath says how BatchMatmul multiplies float32 on the CPU in
+// this process: "threaded BLAS sgemm" (libtorch's bmm calls, from all
+// intra-op threads), or "torch.matmul" and why (libtorch's bmm batches
+// through MKL itself; no BLAS sgemm in the process).
+func BatchMatmulPath() string {
+	switch C.gsrmt_batch_matmul_path() {
+	case 0:
+		return "threaded BLAS sgemm"
+	case 1:
+		return "torch.matmul (libtorch has MKL)"
+	default:
+		return "torch.matmul (no BLAS sgemm found in the process)"
+	}
+}

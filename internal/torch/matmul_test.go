@@ -99,6 +99,20 @@ func TestBatchMatmulMatchesMatmul(t *testing.T) {
 	}
 }
 
+// TestBatchMatmulTakesTheThreadedPath fails when BatchMatmul would silently
+// fall back to torch.matmul in a process whose libtorch calls a separate
+// BLAS library (Debian's libtorch with OpenBLAS or Netlib's BLAS): the
+// results would stay right, only the speed would go.
+func TestBatchMatmulTakesTheThreadedPath(t *testing.T) {
+	blas := BLASLibrary()
+	if blas == "" {
+		t.Skipf("libtorch loads no separate BLAS library here; BatchMatmul: %s", BatchMatmulPath())
+	}
+	if got := BatchMatmulPath(); got != "threaded BLAS sgemm" {
+		t.Fatalf("with %s loaded, BatchMatmul takes %q, want the threaded BLAS calls", blas, got)
+	}
+}
+
 func TestBatchMatmulRefusesMismatches(t *testing.T) {
 	a := ts.MustRandn([]int64{2, 3, 4}, gotch.Float, gotch.CPU)
 	for _, b := range []*ts.Tensor{

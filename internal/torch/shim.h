@@ -74,6 +74,10 @@ char *gsrmt_backward_with_grad(void *output, void *grad);
 // bit for bit, with float32 CPU batches multiplied over the intra-op threads
 // (matmul.cpp); *out is a new torch::Tensor*.
 char *gsrmt_batch_matmul(void *a, void *b, void **out);
+// Which path gsrmt_batch_matmul takes for float32 on the CPU: 0 the threaded
+// BLAS calls, 1 torch.matmul (libtorch has MKL), 2 torch.matmul (no BLAS
+// sgemm found in the process).
+int gsrmt_batch_matmul_path(void);
 
 #ifdef __cplusplus
 }
