@@ -1,6 +1,7 @@
 package cpushare
 
 import (
+	"math"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -94,7 +95,11 @@ func TestOthersSeesOtherProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 0.8 * float64(m.CPUs()); busy < want || busy < alone+0.5 {
+	// At least 80 % of the CPUs, and half a CPU more than before the spinners
+	// unless other jobs already kept the CPUs near full (a busy CI machine):
+	// others cannot rise past the CPUs there are.
+	want := math.Max(0.8*float64(m.CPUs()), math.Min(alone+0.5, 0.95*float64(m.CPUs())))
+	if busy < want {
 		t.Errorf("with %d spinning processes others = %.2f CPUs (alone %.2f), want at least %.2f", m.CPUs(), busy, alone, want)
 	}
 }
