@@ -45,6 +45,8 @@ func TestBatchMatmulMatchesMatmul(t *testing.T) {
 		tA    bool // a given as the transpose of its last two dims
 		tB    bool
 		swapB bool // b as transpose(3, 4) of a 6-D tensor: batch dims that do not collapse
+		tOut  bool // the product transposed before backward: a non-contiguous gradient
+		narA  bool // a as the first half of its last dim: rows not contiguous
 	}{
 		{name: "q k^T, window 7, d 16", a: []int64{4, 3, 2, 7, 7, 16}, b: []int64{4, 3, 2, 7, 7, 16}, tB: true},
 		{name: "A v, window 7, d 16", a: []int64{4, 3, 2, 7, 7, 7}, b: []int64{4, 3, 2, 7, 7, 16}},
@@ -57,6 +59,9 @@ func TestBatchMatmulMatchesMatmul(t *testing.T) {
 		{name: "one column", a: []int64{5, 30, 20}, b: []int64{5, 20, 1}},
 		{name: "one row", a: []int64{5, 1, 40}, b: []int64{5, 40, 20}},
 		{name: "inner size one", a: []int64{5, 30, 1}, b: []int64{5, 1, 20}},
+		{name: "non-contiguous gradient", a: []int64{2, 4, 2, 7, 7, 16}, b: []int64{2, 4, 2, 7, 7, 16}, tB: true, swapB: true, tOut: true},
+		{name: "height pass at 8 and 14, strided batch", a: []int64{4, 2, 2, 14, 8, 16}, b: []int64{4, 2, 2, 8, 14, 16}, tB: true, swapB: true, tOut: true},
+		{name: "narrowed rows", a: []int64{3, 2, 9, 32}, b: []int64{3, 2, 16, 9}, narA: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -67,6 +72,9 @@ func TestBatchMatmulMatchesMatmul(t *testing.T) {
 			}
 			if c.tA {
 				a = a.MustTranspose(-1, -2, false)
+			}
+			if c.narA {
+				a = a.MustNarrow(-1, 0, c.a[len(c.a)-1]/2, false)
 			}
 			if c.tB {
 				b = b.MustTranspose(-1, -2, false)
@@ -80,8 +88,14 @@ func TestBatchMatmulMatchesMatmul(t *testing.T) {
 				t.Fatalf("values differ by %g", d)
 			}
 			g := ts.MustRandn(want.MustSize(), gotch.Float, gotch.CPU)
+			if c.tOut {
+				g = ts.MustRandn(want.MustTranspose(-1, -2, false).MustSize(), gotch.Float, gotch.CPU)
+			}
 			grads := func(out *ts.Tensor) (*ts.Tensor, *ts.Tensor) {
 				ZeroGrad([]*ts.Tensor{a0, b0})
+				if c.tOut {
+					out = out.MustTranspose(-1, -2, false)
+				}
 				if err := BackwardWithGrad(out, g); err != nil {
 					t.Fatal(err)
 				}
