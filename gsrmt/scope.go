@@ -76,10 +76,9 @@ func (s *scope) close() {
 
 // Arithmetic (broadcasting, as torch).
 
-func (s *scope) add(a, b *ts.Tensor) *ts.Tensor    { return s.t(a.MustAdd(b, false)) }
-func (s *scope) mul(a, b *ts.Tensor) *ts.Tensor    { return s.t(a.MustMul(b, false)) }
-func (s *scope) div(a, b *ts.Tensor) *ts.Tensor    { return s.t(a.MustDiv(b, false)) }
-func (s *scope) matmul(a, b *ts.Tensor) *ts.Tensor { return s.t(a.MustMatmul(b, false)) }
+func (s *scope) add(a, b *ts.Tensor) *ts.Tensor { return s.t(a.MustAdd(b, false)) }
+func (s *scope) mul(a, b *ts.Tensor) *ts.Tensor { return s.t(a.MustMul(b, false)) }
+func (s *scope) div(a, b *ts.Tensor) *ts.Tensor { return s.t(a.MustDiv(b, false)) }
 
 // batchMatmul is matmul for (..., M, K) and (..., K, N) of equal batch
 // dims, the attention's batches of small matrices, by torch.BatchMatmul

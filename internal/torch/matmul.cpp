@@ -169,8 +169,8 @@ at::Tensor threaded_bmm(const at::Tensor &a, const at::Tensor &b) {
     return c;
   }
   const Gemm g = plan_gemm(ma, mb);
-  const sgemm_fn sgemm = blas_sgemm();
-  if (!g.blas || sgemm == nullptr) {
+  const sgemm_fn sgemm = blas_sgemm();  // not null: fast() checked it
+  if (!g.blas) {
     return at::bmm(a, b);  // cpublas's own kernel: leave it to libtorch
   }
   const int m = g.m, n = g.n, k = g.k, lda = g.lda, ldb = g.ldb, ldc = g.ldc;
@@ -190,11 +190,19 @@ at::Tensor threaded_bmm(const at::Tensor &a, const at::Tensor &b) {
   return c;
 }
 
-// fast reports whether threaded_bmm is libtorch's arithmetic here: float32 on
-// the CPU, a libtorch without MKL (whose bmm batches through MKL instead).
+// Path is how float32 CPU products go, decided once per process: the
+// threaded BLAS calls, or torch.matmul where libtorch's bmm batches through
+// MKL itself or no BLAS sgemm is loaded.
+enum Path { kThreaded = 0, kMKL = 1, kNoSgemm = 2 };
+
+Path path() {
+  static const Path p = at::hasMKL() ? kMKL : (blas_sgemm() == nullptr ? kNoSgemm : kThreaded);
+  return p;
+}
+
+// fast reports whether a @ b takes the threaded BLAS calls.
 bool fast(const at::Tensor &a, const at::Tensor &b) {
-  static const bool no_mkl = !at::hasMKL();
-  return no_mkl && a.device().is_cpu() && b.device().is_cpu() && a.scalar_type() == at::kFloat &&
+  return path() == kThreaded && a.device().is_cpu() && b.device().is_cpu() && a.scalar_type() == at::kFloat &&
          b.scalar_type() == at::kFloat;
 }
 
@@ -235,12 +243,7 @@ struct BatchMatmul : public torch::autograd::Function<BatchMatmul> {
 
 extern "C" {
 
-int gsrmt_batch_matmul_path(void) {
-  if (at::hasMKL()) {
-    return 1;
-  }
-  return blas_sgemm() == nullptr ? 2 : 0;
-}
+int gsrmt_batch_matmul_path(void) { return path(); }
 
 char *gsrmt_batch_matmul(void *a, void *b, void **out) {
   try {
